@@ -1,0 +1,5 @@
+"""``python -m scraper``: the command line (see scraper.cli)."""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,235 @@
+"""The command line: argument parsing, logging set-up, signals, progress and exit codes.
+
+This is the only module that reads argv or the environment, configures
+logging handlers, or decides exit statuses. Standard output carries data only
+(``list``, ``-o -``); logs, progress and the summary go to standard error.
+
+Exit status: 0 the crawl ended normally (``finished``, a limit, a graceful
+stop); 2 a usage or configuration error found before starting (one line on
+stderr); 1 the crawl could not run or was aborted; 130 a second signal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from . import __version__
+from .config import parse_cli_settings
+from .exceptions import ConfigError, ScraperError, SpiderError, SpiderNotFound
+from .runner import Crawl, list_spiders, prepare
+
+__all__ = ["main"]
+
+log = logging.getLogger("scraper")
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(2)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="scraper", description="Run and manage spiders.")
+    p.add_argument("--version", action="version", version=f"scraper {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    run = sub.add_parser("run", help="run a spider",
+                         description="Run the spider NAME until its frontier is empty, a limit "
+                                     "is reached, or it is stopped (Ctrl-C: graceful; twice: at once).")
+    run.add_argument("name", metavar="NAME", help="the spider's name (see `list`)")
+    out = run.add_mutually_exclusive_group()
+    out.add_argument("-o", dest="append", metavar="PATH", action="append", default=[],
+                     help="write items to PATH (.jsonl .json .csv .db; '-' for JSON lines on "
+                          "stdout), appending to what is there")
+    out.add_argument("-O", dest="overwrite", metavar="PATH", action="append", default=[],
+                     help="like -o, but overwrite PATH")
+    _settings_args(run)
+    run.add_argument("-a", dest="spider_args", metavar="KEY=VALUE", action="append", default=[],
+                     help="set a spider attribute (a string), e.g. -a category=books")
+    run.add_argument("--summary", metavar="PATH", help="also write the run summary as JSON to PATH")
+
+    lst = sub.add_parser("list", help="print the name of every spider, one a line",
+                         description="Print each spider's name, one a line, on stdout.")
+    lst.add_argument("--config", metavar="PATH", help="config file (default: ./config.yaml if present)")
+
+    demo = sub.add_parser("demo", help="crawl the bundled demo site and print the summary",
+                          description="Serve the bundled demo book shop on a free loopback port "
+                                      "and crawl it with the spider NAME (default: books).")
+    demo.add_argument("name", metavar="NAME", nargs="?", default="books",
+                      help="the spider to run against the demo site (default: books)")
+    demo.add_argument("--serve", action="store_true",
+                      help="only serve the demo site (prints its URL) until interrupted")
+    demo.add_argument("--port", type=int, default=0, help="port to serve on (default: any free)")
+    demo.add_argument("-o", dest="append", metavar="PATH", action="append", default=[],
+                      help="write items to PATH, as with run")
+    _settings_args(demo)
+    return p
+
+
+def _settings_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-s", dest="settings", metavar="KEY=VALUE", action="append", default=[],
+                   help="set a setting (value read as YAML), e.g. -s workers=4 -s retry.attempts=5")
+    p.add_argument("--config", metavar="PATH",
+                   help="config file (default: ./config.yaml if present); spiders_path is "
+                        "relative to it")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    try:
+        if args.command == "list":
+            for name in list_spiders(args.config):
+                sys.stdout.write(name + "\n")
+            return 0
+        if args.command == "demo":
+            return _demo(args)
+        return _run(args)
+    except (ConfigError, SpiderNotFound, SpiderError) as e:
+        sys.stderr.write(f"scraper: error: {e}\n")
+        return 2
+
+
+def _outputs(args: argparse.Namespace) -> list[dict[str, Any]]:
+    specs = [{"path": p} for p in args.append]
+    specs += [{"path": p, "overwrite": True} for p in getattr(args, "overwrite", [])]
+    return specs
+
+
+def _spider_args(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise ConfigError(f"-a {pair}: expected KEY=VALUE with KEY a Python identifier")
+        out[key.strip()] = value
+    return out
+
+
+def _run(args: argparse.Namespace, extra_args: dict[str, str] | None = None) -> int:
+    crawl = prepare(args.name, config_path=args.config,
+                    settings=parse_cli_settings(args.settings),
+                    spider_args={**_spider_args(getattr(args, "spider_args", [])), **(extra_args or {})},
+                    outputs=_outputs(args))
+    summary_path = getattr(args, "summary", None)
+    if summary_path:
+        _check_writable(summary_path)
+    _setup_logging(crawl.settings["log_level"])
+    return _execute(crawl, summary_path)
+
+
+def _check_writable(path: str) -> None:
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK) or os.path.isdir(path):
+        raise ConfigError(f"--summary {path}: cannot be written")
+
+
+def _execute(crawl: Crawl, summary_path: str | None) -> int:
+    progress = _Progress(sys.stderr)
+    restore = _install_signals(crawl)
+    status = 0
+    try:
+        stats = crawl.run(on_progress=progress, progress_interval=progress.interval(
+            crawl.settings["progress_interval"]))
+    except Exception as e:
+        log.error("crawl aborted: %s", e, exc_info=not isinstance(e, ScraperError))
+        stats = crawl.engine.stats if crawl.engine is not None else None
+        status = 1
+    finally:
+        restore()
+    if stats is None:
+        return 1
+    if stats.reason == "error":
+        status = 1
+    sys.stderr.write(stats.format_summary() + "\n")
+    if summary_path:
+        try:
+            stats.write_summary(summary_path)
+        except OSError as e:
+            log.error("--summary %s: cannot write (%s)", summary_path, e.strerror or e)
+            status = status or 1
+    return status
+
+
+def _install_signals(crawl: Crawl) -> Any:
+    """First SIGINT/SIGTERM: graceful stop. Second: exit 130 at once."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    hits = {"n": 0}
+
+    def handler(signum: int, frame: Any) -> None:
+        hits["n"] += 1
+        if hits["n"] > 1:
+            sys.stderr.write("\nscraper: second signal, exiting now\n")
+            sys.stderr.flush()
+            os._exit(130)
+        sys.stderr.write(f"\nscraper: {signal.Signals(signum).name}: finishing requests in "
+                         "flight (again to exit at once)\n")
+        crawl.stop("interrupted")
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore() -> None:
+        for s, h in old.items():
+            signal.signal(s, h)
+    return restore
+
+
+class _Progress:
+    """A live line on a terminal; a periodic INFO log line otherwise."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.tty = bool(getattr(stream, "isatty", lambda: False)())
+        self._last_len = 0
+
+    def interval(self, configured: float) -> float:
+        return 0.5 if self.tty else configured
+
+    def __call__(self, p: dict[str, Any]) -> None:
+        line = (f"pages {p['pages']} | items {p['items']} | {p['pages_per_s']:.1f} pages/s | "
+                f"queued {p['queued']} | in flight {p['in_flight']} | errors {p['errors']}")
+        if self.tty:
+            self.stream.write("\r\x1b[K" + line + ("\n" if p.get("final") else ""))
+            self.stream.flush()
+        elif not p.get("final"):
+            log.info("progress: %s", line)
+
+
+def _setup_logging(level: str) -> None:
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
+                                           "%Y-%m-%d %H:%M:%S"))
+    root.addHandler(handler)
+    root.setLevel(level)
+    for noisy in ("urllib3", "charset_normalizer"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demosite import DemoSite
+
+    with DemoSite(port=args.port) as site:
+        if args.serve:
+            sys.stderr.write(f"demo site at {site.url} (Ctrl-C to stop)\n")
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                return 0
+        sys.stderr.write(f"demo site at {site.url}; crawling it with spider {args.name!r}\n")
+        args.summary = None
+        return _run(args, extra_args={"base_url": site.url})

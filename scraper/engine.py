@@ -1,0 +1,428 @@
+"""The crawl loop: one coordinator thread feeding worker threads from the frontier.
+
+    frontier ──pop (host room)──▶ tasks: queue.Queue ──▶ workers (fetch, callback)
+        ▲                                                        │
+        └── push ◀── dedup, depth, offsite ◀── coordinator ◀── results: queue.Queue
+                                                   └──▶ pipelines ──▶ outputs
+
+Only the coordinator touches the frontier, the seen-set, the stats and the
+pipelines; workers only fetch and run spider code. Every task handed out comes
+back as exactly one Outcome, so the crawl ends exactly when the frontier is
+empty and nothing is in flight: the coordinator blocks on the results queue
+(with a timeout only for timed events: retries, host delays, limits, progress)
+and never polls to discover the end.
+
+A duplicate link is the common case, so it is rejected before any canonical
+URL or fingerprint is computed: the exact URL string is looked up in a bounded
+cache of URLs already decided.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from requests.cookies import RequestsCookieJar
+
+from .exceptions import FetchError
+from .fetcher import FetchConfig, Fetcher, RetryPolicy
+from .http import Request, host_key
+from .pipelines import PipelineChain
+from .politeness import HostSlots
+from .spider import Spider
+from .stats import Stats
+from .storage import Backend, Entry, MemoryBackend
+from .worker import Outcome, Worker
+
+__all__ = ["Engine"]
+
+log = logging.getLogger(__name__)
+
+_WAKE = object()          # put on the results queue to wake the coordinator
+_KNOWN_URLS_MAX = 500_000  # URLs remembered for the cheap duplicate check
+_BATCH = 256               # outcomes recorded per transaction at most
+
+
+class Engine:
+    """Runs one crawl of one spider to its end and returns its Stats."""
+
+    def __init__(self, spider: Spider, settings: Any, pipelines: PipelineChain, *,
+                 backend: Backend | None = None,
+                 on_progress: Callable[[dict[str, Any]], None] | None = None,
+                 progress_interval: float | None = None) -> None:
+        self.spider = spider
+        self.settings = settings
+        self.pipelines = pipelines
+        self.backend = backend or MemoryBackend()
+        self.on_progress = on_progress
+        self.stats = Stats(spider.name)
+        self.slots = HostSlots.from_settings(settings)
+        self.retry = RetryPolicy.from_settings(settings)
+        self.workers_n: int = settings["workers"]
+        self.max_pages: int | None = settings["max_pages"]
+        self.max_items: int | None = settings["max_items"]
+        self.max_depth: int | None = settings["max_depth"]
+        self.max_duration: float | None = settings["max_duration"]
+        self.progress_interval: float = progress_interval or settings["progress_interval"]
+        self.tasks: queue.Queue[Any] = queue.Queue(maxsize=self.workers_n)
+        self.results: queue.Queue[Any] = queue.Queue()
+        self.in_flight = 0
+        self._stop_reason: str | None = None
+        self._known: dict[str, str] = {}
+        self._domains: tuple[str, ...] = ()
+        self._host_ok: dict[str, bool] = {}
+        self._workers: list[Worker] = []
+        self._serialise = self.backend.serialises
+
+    # -- public --------------------------------------------------------------
+    def stop(self, reason: str = "interrupted") -> None:
+        """Ask the crawl to end gracefully; safe from signal handlers and other threads."""
+        if self._stop_reason is None:
+            self._stop_reason = reason
+        # A signal handler may run while this thread holds the queue's lock, so the
+        # wake-up is posted from another thread.
+        threading.Thread(target=self.results.put, args=(_WAKE,), daemon=True).start()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop_reason is not None
+
+    def run(self) -> Stats:
+        """Crawl until the frontier is empty, a limit is reached, or ``stop`` is called."""
+        spider = self.spider
+        spider.settings = self.settings
+        self.pipelines.open(spider)
+        try:
+            spider.opened()
+            # read after opened(), which may set them from spider arguments
+            self._domains = tuple(d.lower().lstrip(".") for d in (spider.allowed_domains or ()))
+            self._start_workers()
+            self._seed(spider.start_requests())
+            self._loop()
+        except BaseException:
+            self._stop_reason = self._stop_reason or "error"
+            raise
+        finally:
+            self._finish()
+        return self.stats
+
+    # -- set-up and tear-down ------------------------------------------------
+    def _start_workers(self) -> None:
+        config = FetchConfig.from_settings(self.settings)
+        jar = RequestsCookieJar()
+        for i in range(self.workers_n):
+            w = Worker(i, self.spider, Fetcher(config, jar, self._check_hop), self.retry,
+                       self.tasks, self.results)
+            w.start()
+            self._workers.append(w)
+
+    def _finish(self) -> None:
+        self._drain_tasks()
+        for _ in self._workers:
+            try:
+                self.tasks.put_nowait(None)
+            except queue.Full:
+                break
+        stats = self.stats
+        stats.reason = self._stop_reason or "finished"
+        try:
+            self.spider.closed(stats.reason)
+        except Exception:
+            log.exception("%s.closed() raised", type(self.spider).__name__)
+        self.pipelines.close(self.spider)
+        stats.errors.update(_nonzero({"pipeline-error": self.pipelines.errors}))
+        if self.pipelines.dropped:
+            stats.filtered["dropped-item"] += self.pipelines.dropped
+        stats.finished = time.time()
+        self._report(final=True)
+
+    # -- scheduling ----------------------------------------------------------
+    def _seed(self, requests: Iterable[Any]) -> None:
+        entries: list[Entry] = []
+        try:
+            for r in requests:
+                if isinstance(r, Request):
+                    r.depth = 0
+                    entry = self._admit(r)
+                    if entry is not None:
+                        entries.append(entry)
+                else:
+                    self.stats.error("bad-output")
+                    log.error("start_requests yielded %s; expected a Request", type(r).__name__)
+        except Exception:
+            self.stats.error("start-requests")
+            log.exception("start_requests raised; continuing with the %d requests it gave",
+                          len(entries))
+        with self.backend.transaction():
+            self.backend.frontier.push(entries)
+
+    def _admit(self, r: Request) -> Entry | None:
+        """The frontier entry for a new request, or None if it is filtered out."""
+        filtered = self.stats.filtered
+        plain = r.method == "GET" and r.body is None and not r.dont_filter
+        if plain:
+            known = self._known.get(r.url)
+            if known is not None:
+                filtered[known] += 1
+                return None
+        if self.max_depth is not None and r.depth > self.max_depth:
+            filtered["depth"] += 1
+            return None
+        host = r.host
+        if self._domains and not self._allowed(host):
+            filtered["offsite"] += 1
+            if plain:
+                self._remember(r.url, "offsite")
+            return None
+        if not self._valid_callbacks(r):
+            return None
+        if not r.dont_filter:
+            if plain:
+                self._remember(r.url, "duplicate")
+            if not self.backend.seen.add(r.fingerprint):
+                filtered["duplicate"] += 1
+                return None
+        data = self._encode(r)
+        if data is None:
+            return None
+        return Entry(host, data, r.priority)
+
+    def _remember(self, url: str, verdict: str) -> None:
+        known = self._known
+        if len(known) >= _KNOWN_URLS_MAX:
+            known.clear()  # cheap and safe: the seen-set stays the authority
+        known[url] = verdict
+
+    def _allowed(self, host: str) -> bool:
+        ok = self._host_ok.get(host)
+        if ok is None:
+            name = host.split("://", 1)[1].rsplit(":", 1)[0].strip("[]")
+            ok = any(name == d or name.endswith("." + d) for d in self._domains)
+            self._host_ok[host] = ok
+        return ok
+
+    def _check_hop(self, request: Request, url: str) -> None:
+        """Called by fetchers for each redirect: an off-site hop ends the request."""
+        if self._domains:
+            if not self._allowed(host_key(url)):
+                raise FetchError(f"redirect from {request.url} to off-site {url}",
+                                 request=request, kind="offsite")
+
+    def _valid_callbacks(self, r: Request) -> bool:
+        for attr in ("callback", "errback"):
+            ref = getattr(r, attr)
+            if ref is None:
+                continue
+            if isinstance(ref, str):
+                ok = callable(getattr(self.spider, ref, None))
+            else:
+                ok = getattr(ref, "__self__", None) is self.spider
+            if not ok:
+                self.stats.error("bad-request")
+                log.error("request %s: %s must be a method of the spider (they are stored by "
+                          "name), got %r", r.url, attr, ref)
+                return False
+        return True
+
+    def _encode(self, r: Request) -> Any:
+        if not self._serialise:
+            return r
+        try:
+            return json.dumps(r.to_dict(), separators=(",", ":"))
+        except ValueError as e:
+            self.stats.error("bad-request")
+            log.error("%s", e)
+            return None
+
+    def _decode(self, data: Any) -> Request:
+        return data if not self._serialise else Request.from_dict(json.loads(data))
+
+    # -- the loop ------------------------------------------------------------
+    def _budget(self) -> int:
+        """How many more requests may be handed out now."""
+        n = self.workers_n * 2 - self.in_flight
+        if self.max_pages is not None:
+            n = min(n, self.max_pages - self.stats.pages - self.in_flight)
+        return n
+
+    def _dispatch(self, now: float) -> None:
+        n = self._budget()
+        if n <= 0:
+            return
+        slots = self.slots
+        leases = self.backend.frontier.pop(n, now=now, room=slots.room(now),
+                                           default_room=slots.default_room)
+        put = self.tasks.put
+        for lease in leases:
+            request = self._decode(lease.entry.data)
+            slots.acquire(lease.entry.host, now)
+            self.in_flight += 1
+            put((lease.id, request))
+
+    def _loop(self) -> None:
+        started = time.monotonic()
+        deadline = started + self.max_duration if self.max_duration else None
+        next_report = started + self.progress_interval
+        frontier = self.backend.frontier
+        get, get_nowait = self.results.get, self.results.get_nowait
+        while True:
+            now_m = time.monotonic()
+            if deadline is not None and now_m >= deadline:
+                self._begin_stop("max_duration")
+            if now_m >= next_report:
+                self._report()
+                next_report = now_m + self.progress_interval
+            if not self.stopping:
+                self._dispatch(time.time())
+            if self.in_flight == 0 and (self.stopping or frontier.pending() == 0):
+                return
+            timeout = self._wait_time(next_report - now_m,
+                                      None if deadline is None else deadline - now_m)
+            try:
+                first = get(timeout=timeout)
+            except queue.Empty:
+                if self.stopping and self.in_flight:
+                    self._grace_expired()
+                continue
+            batch = [first]
+            try:
+                while len(batch) < _BATCH:
+                    batch.append(get_nowait())
+            except queue.Empty:
+                pass
+            self._record([o for o in batch if o is not _WAKE])
+            if self.stopping and self._stop_reason != "max_pages":
+                self._drain_tasks()
+
+    def _wait_time(self, to_report: float, to_deadline: float | None) -> float:
+        candidates = [to_report]
+        if to_deadline is not None:
+            candidates.append(to_deadline)
+        if self.stopping:
+            candidates.append(self._grace_left())
+        else:
+            now = time.time()
+            for t in (self.backend.frontier.next_ready(), self.slots.next_wakeup(now)):
+                if t is not None:
+                    candidates.append(t - now)
+        return max(0.0, min(candidates))
+
+    # -- stopping ------------------------------------------------------------
+    def _begin_stop(self, reason: str) -> None:
+        if self._stop_reason is None:
+            self._stop_reason = reason
+            log.info("stopping: %s", reason)
+        if reason != "max_pages":
+            self._drain_tasks()
+
+    _stop_started: float | None = None
+
+    def _grace_left(self) -> float:
+        if self._stop_started is None:
+            self._stop_started = time.monotonic()
+        return self._stop_started + self.settings["shutdown_timeout"] - time.monotonic()
+
+    def _grace_expired(self) -> None:
+        if self._grace_left() <= 0:
+            log.warning("%d request(s) still in flight after shutdown_timeout; abandoning them",
+                        self.in_flight)
+            self.in_flight = 0
+
+    def _drain_tasks(self) -> None:
+        """Take back tasks no worker has started, so stopping does not wait for them."""
+        released = []
+        while True:
+            try:
+                task = self.tasks.get_nowait()
+            except queue.Empty:
+                break
+            if task is None:
+                continue
+            lease, request = task
+            released.append(lease)
+            self.slots.release(request.host)
+            self.in_flight -= 1
+        if released:
+            with self.backend.transaction():
+                self.backend.frontier.release(released)
+
+    # -- recording outcomes --------------------------------------------------
+    def _record(self, outcomes: list[Outcome]) -> None:
+        if not outcomes:
+            return
+        stats = self.stats
+        now = time.time()
+        acks: list[Any] = []
+        entries: list[Entry] = []
+        with self.backend.transaction():
+            for o in outcomes:
+                request = o.request
+                self.slots.release(request.host)
+                self.in_flight -= 1
+                acks.append(o.lease)
+                stats.requests += 1 + o.redirects
+                if o.status is not None:
+                    stats.pages += 1
+                    stats.statuses[o.status] += 1
+                    stats.bytes += o.nbytes
+                if o.retry_in is not None:
+                    stats.retries += 1
+                    request.attempt += 1
+                    data = self._encode(request)
+                    if data is not None:
+                        entries.append(Entry(request.host, data, request.priority, now + o.retry_in))
+                elif o.error is not None:
+                    stats.errors[o.error] += 1
+                if o.callback_errors:
+                    stats.errors["callback"] += o.callback_errors
+                if o.bad_outputs:
+                    stats.errors["bad-output"] += o.bad_outputs
+                depth = request.depth + 1
+                for r in o.requests:
+                    r.depth = depth
+                    entry = self._admit(r)
+                    if entry is not None:
+                        entries.append(entry)
+                for item in o.items:
+                    self._item(item)
+                if o.close_reason is not None:
+                    self._begin_stop(o.close_reason)
+            frontier = self.backend.frontier
+            frontier.ack(acks)
+            if entries:
+                frontier.push(entries)
+        if self.max_pages is not None and stats.pages >= self.max_pages:
+            self._begin_stop("max_pages")
+
+    def _item(self, item: Any) -> None:
+        if self.max_items is not None and self.stats.items >= self.max_items:
+            self.stats.filtered["over-max-items"] += 1
+            return
+        if self.pipelines.process(item, self.spider) is not None:
+            self.stats.items += 1
+            if self.max_items is not None and self.stats.items >= self.max_items:
+                self._begin_stop("max_items")
+
+    # -- progress ------------------------------------------------------------
+    def progress(self) -> dict[str, Any]:
+        """A snapshot for progress lines: pages, items, rate, queued, in flight, errors."""
+        s = self.stats
+        return {"pages": s.pages, "items": s.items, "pages_per_s": s.pages_per_second,
+                "queued": self.backend.frontier.pending(), "in_flight": self.in_flight,
+                "errors": sum(s.errors.values()), "elapsed": s.duration}
+
+    def _report(self, final: bool = False) -> None:
+        if self.on_progress is not None:
+            snapshot = self.progress()
+            snapshot["final"] = final
+            self.on_progress(snapshot)
+
+
+def _nonzero(d: dict[str, int]) -> dict[str, int]:
+    return {k: v for k, v in d.items() if v}
+

@@ -1,0 +1,120 @@
+"""The package's exception tree; third-party errors are wrapped once, where they enter.
+
+    ScraperError                  root of everything this package raises
+    ├── ConfigError               a bad setting, config file, output or pipeline (exit 2)
+    ├── SpiderNotFound            no spider of that name (exit 2)
+    ├── SpiderError               a spider that cannot be loaded or is malformed (exit 2)
+    ├── FetchError                a request that failed; carries .request and .response
+    │   ├── FetchTimeout          connect or read deadline passed  (kind "timeout")
+    │   ├── ConnectionFailed      refused, reset, DNS, TLS         (kind "connection", "dns", "tls")
+    │   ├── ResponseTooLarge      body over max_response_size      (kind "too-large")
+    │   └── HttpError             a final status a callback does not handle (kind "http-404", ...)
+    └── StorageError              a frontier, seen-set or output store failed
+
+Control flow, not errors: DropItem (a pipeline discards an item) and CloseSpider
+(a callback ends the crawl gracefully).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .http import Request
+    from .response import Response
+
+__all__ = [
+    "CloseSpider",
+    "ConfigError",
+    "ConnectionFailed",
+    "DropItem",
+    "FetchError",
+    "FetchTimeout",
+    "HttpError",
+    "ResponseTooLarge",
+    "ScraperError",
+    "SpiderError",
+    "SpiderNotFound",
+    "StorageError",
+]
+
+
+class ScraperError(Exception):
+    """Root of every exception this package raises on purpose."""
+
+
+class ConfigError(ScraperError):
+    """A setting, config file, output or pipeline is wrong; the message names it."""
+
+
+class SpiderNotFound(ScraperError):
+    """No spider has the requested name."""
+
+
+class SpiderError(ScraperError):
+    """A spider module cannot be imported, or a spider class is malformed."""
+
+
+class StorageError(ScraperError):
+    """A frontier, seen-set or output store failed."""
+
+
+class FetchError(ScraperError):
+    """A request failed; ``kind`` is the stats key (``timeout``, ``http-404``...)."""
+
+    kind = "fetch"
+
+    def __init__(self, message: str, *, request: Request | None = None,
+                 response: Response | None = None, kind: str | None = None) -> None:
+        super().__init__(message)
+        self.request = request
+        self.response = response
+        if kind is not None:
+            self.kind = kind
+
+
+class FetchTimeout(FetchError):
+    """The connect or read deadline passed."""
+
+    kind = "timeout"
+
+
+class ConnectionFailed(FetchError):
+    """The connection could not be made or broke (refused, reset, DNS, TLS)."""
+
+    kind = "connection"
+
+
+class ResponseTooLarge(FetchError):
+    """The body grew past ``max_response_size``; it was abandoned while streaming."""
+
+    kind = "too-large"
+
+
+class HttpError(FetchError):
+    """A final status the request's callback does not handle."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(f"HTTP {response.status} for {response.url}",
+                         request=response.request, response=response,
+                         kind=f"http-{response.status}")
+
+
+class DropItem(Exception):
+    """Raised by a pipeline's ``process`` to discard an item (counted, not an error)."""
+
+
+class CloseSpider(Exception):
+    """Raised in a callback to end the crawl gracefully; ``reason`` goes in the summary."""
+
+    def __init__(self, reason: str = "closespider") -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def describe(exc: BaseException) -> str:
+    """One line for an exception: its message, or its class name when it has none."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return text or type(exc).__name__
+
+

@@ -1,0 +1,104 @@
+"""Finds Spider subclasses in ``spiders_path`` (a directory or an importable package)
+and imports dotted paths (pipelines); duplicate spider names are an error."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from .exceptions import ConfigError, SpiderError, SpiderNotFound
+from .spider import Spider
+
+__all__ = ["find_spiders", "import_object", "load_spider"]
+
+
+def _import(name: str, origin: str) -> ModuleType:
+    try:
+        return importlib.import_module(name)
+    except SyntaxError as e:
+        raise SpiderError(f"{e.filename or origin}:{e.lineno}: cannot import spiders: "
+                          f"SyntaxError: {e.msg}") from None
+    except Exception as e:  # a user module failing at import time
+        raise SpiderError(f"{origin}: cannot import spiders: {type(e).__name__}: {e}") from None
+
+
+def _modules(spiders_path: str, base_dir: Path) -> list[ModuleType]:
+    directory = (base_dir / spiders_path)
+    if directory.is_dir():
+        directory = directory.resolve()
+        parent = str(directory.parent)
+        if parent not in sys.path:
+            sys.path.insert(0, parent)
+        package = directory.name
+        if not package.isidentifier():
+            raise ConfigError(f"spiders_path {spiders_path!r}: directory name must be a valid "
+                              "Python identifier")
+        names = [package] + [f"{package}.{p.stem}" for p in sorted(directory.glob("*.py"))
+                             if p.stem != "__init__" and p.stem.isidentifier()]
+        return [_import(n, str(directory / (n.rsplit('.', 1)[-1] + ".py")) if "." in n else str(directory))
+                for n in names]
+    # an importable package name
+    try:
+        root = importlib.import_module(spiders_path)
+    except ModuleNotFoundError:
+        raise ConfigError(f"spiders_path {spiders_path!r}: no such directory (relative to "
+                          f"{base_dir}) or importable package") from None
+    except Exception as e:
+        raise SpiderError(f"{spiders_path}: cannot import spiders: {type(e).__name__}: {e}") from None
+    mods = [root]
+    for info in pkgutil.walk_packages(getattr(root, "__path__", []), prefix=root.__name__ + "."):
+        mods.append(_import(info.name, info.name))
+    return mods
+
+
+def find_spiders(spiders_path: str, base_dir: Path) -> dict[str, type[Spider]]:
+    """Spider classes by name from every module under ``spiders_path``."""
+    found: dict[str, type[Spider]] = {}
+    for module in _modules(spiders_path, base_dir):
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if not issubclass(cls, Spider) or cls.__module__ != module.__name__:
+                continue
+            name = getattr(cls, "name", "")
+            if not name:
+                continue  # an abstract base without a name
+            if not isinstance(name, str):
+                raise SpiderError(f"{cls.__module__}.{cls.__qualname__}: name must be a string")
+            other = found.get(name)
+            if other is not None and other is not cls:
+                raise SpiderError(f"spider name {name!r} is used twice: "
+                                  f"{other.__module__}.{other.__qualname__} and "
+                                  f"{cls.__module__}.{cls.__qualname__}")
+            found[name] = cls
+    return dict(sorted(found.items()))
+
+
+def load_spider(name: str, spiders_path: str, base_dir: Path) -> type[Spider]:
+    """The spider class called ``name``; SpiderNotFound lists the known names."""
+    spiders = find_spiders(spiders_path, base_dir)
+    try:
+        return spiders[name]
+    except KeyError:
+        known = ", ".join(spiders) or "none found in " + spiders_path
+        raise SpiderNotFound(f"unknown spider {name!r} (known: {known})") from None
+
+
+def import_object(path: str, what: str) -> Any:
+    """The object at a dotted path ``package.module.Name``; ConfigError names ``what``."""
+    module_name, _, attr = path.rpartition(".")
+    if not module_name or not attr:
+        raise ConfigError(f"{what} {path!r}: expected a dotted path such as package.module.Class")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        raise ConfigError(f"{what} {path!r}: cannot import {e.name!r}") from None
+    except Exception as e:
+        raise ConfigError(f"{what} {path!r}: import failed: {type(e).__name__}: {e}") from None
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise ConfigError(f"{what} {path!r}: {module_name} has no {attr!r}") from None

@@ -1,0 +1,304 @@
+"""Item outputs: JSON lines, JSON array, CSV and SQLite files (and JSON lines on stdout).
+
+Every output is opened before the crawl starts, so a path that cannot be
+written is a configuration error, not a crash halfway through. ``-o`` appends
+to what is there; ``-O`` (``overwrite: true``) starts the file afresh.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime as dt
+import decimal
+import json
+import logging
+import os
+import sqlite3
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from .exceptions import ConfigError, StorageError
+
+__all__ = ["Output", "item_to_dict", "open_output", "output_type"]
+
+log = logging.getLogger(__name__)
+
+_TYPES = {".jsonl": "jsonl", ".jl": "jsonl", ".ndjson": "jsonl", ".json": "json",
+          ".csv": "csv", ".db": "sqlite", ".sqlite": "sqlite", ".sqlite3": "sqlite"}
+TYPES = ("jsonl", "json", "csv", "sqlite")
+
+
+class Output(Protocol):
+    """Where items go: ``write`` each item (a plain dict), ``flush``, then ``close``."""
+
+    path: str
+
+    def write(self, item: dict[str, Any]) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def item_to_dict(item: Any) -> dict[str, Any]:
+    """A plain dict of an item (a dict, a dataclass instance or any Mapping)."""
+    if type(item) is dict:
+        return item
+    if isinstance(item, Mapping):
+        return dict(item)
+    return dataclasses.asdict(item)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return str(value)
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON that never fails on dates, decimals, sets or bytes."""
+    return json.dumps(value, ensure_ascii=False, default=_json_default)
+
+
+def output_type(spec: Mapping[str, Any]) -> str:
+    """The output's type: ``type`` if given, else from the path's extension."""
+    kind = spec.get("type")
+    path = str(spec["path"])
+    if kind is None:
+        if path == "-":
+            return "jsonl"
+        kind = _TYPES.get(Path(path).suffix.lower())
+        if kind is None:
+            raise ConfigError(f"output {path}: unknown type; use a .jsonl, .json, .csv or .db path, "
+                              f"or give type: one of {', '.join(TYPES)}")
+    if kind == "db":
+        kind = "sqlite"
+    if kind not in TYPES:
+        raise ConfigError(f"output {path}: unknown type {kind!r} (one of {', '.join(TYPES)})")
+    return kind
+
+
+def open_output(spec: Mapping[str, Any], spider: str) -> Output:
+    """Open (create, append to, or overwrite) the output ``spec`` names."""
+    raw_path = str(spec["path"])
+    kind = output_type(spec)
+    overwrite = bool(spec.get("overwrite", False))
+    if raw_path == "-":
+        return StdoutOutput()
+    try:
+        path = raw_path.format(spider=spider)
+    except (KeyError, IndexError, ValueError) as e:
+        raise ConfigError(f"output {raw_path}: bad placeholder {e} (only {{spider}} is known)") from None
+    parent = Path(path).parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        if kind == "jsonl":
+            return JsonLinesOutput(path, overwrite)
+        if kind == "json":
+            return JsonArrayOutput(path, overwrite)
+        if kind == "csv":
+            fields = spec.get("fields")
+            if fields is not None and (not isinstance(fields, list) or not all(isinstance(f, str) for f in fields)):
+                raise ConfigError(f"output {path}: fields must be a list of column names")
+            return CsvOutput(path, overwrite, fields)
+        return SqliteOutput(path, overwrite, spec.get("table") or spider)
+    except OSError as e:
+        raise ConfigError(f"output {path}: cannot open ({e.strerror or e})") from None
+    except sqlite3.Error as e:
+        raise ConfigError(f"output {path}: cannot open as SQLite ({e})") from None
+
+
+class _FileOutput:
+    """A text file opened for appending (or truncated when overwriting)."""
+
+    def __init__(self, path: str, overwrite: bool) -> None:
+        self.path = path
+        if os.path.isdir(path):
+            raise ConfigError(f"output {path}: is a directory")
+        self.file: IO[str] = open(path, "w" if overwrite else "a", encoding="utf-8", newline="")
+
+    def flush(self) -> None:
+        try:
+            self.file.flush()
+        except OSError as e:
+            raise StorageError(f"output {self.path}: {e.strerror or e}") from e
+
+    def close(self) -> None:
+        if not self.file.closed:
+            self.flush()
+            self.file.close()
+
+    def _write(self, text: str) -> None:
+        try:
+            self.file.write(text)
+        except OSError as e:
+            raise StorageError(f"output {self.path}: {e.strerror or e}") from e
+
+
+class JsonLinesOutput(_FileOutput):
+    """One JSON object per line."""
+
+    def write(self, item: dict[str, Any]) -> None:
+        self._write(dumps(item) + "\n")
+
+
+class StdoutOutput:
+    """JSON lines on standard output (``-o -``): data only, flushed per item."""
+
+    path = "-"
+
+    def write(self, item: dict[str, Any]) -> None:
+        sys.stdout.write(dumps(item) + "\n")
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+    def close(self) -> None:
+        self.flush()
+
+
+class JsonArrayOutput(_FileOutput):
+    """A JSON array; appending to an existing array continues it, so the file stays valid."""
+
+    def __init__(self, path: str, overwrite: bool) -> None:
+        self.count = 0
+        if not overwrite and os.path.isfile(path) and os.path.getsize(path) > 0:
+            self._reopen_array(path)
+        super().__init__(path, overwrite)
+        if self.file.tell() == 0:
+            self._write("[")
+
+    def _reopen_array(self, path: str) -> None:
+        with open(path, "rb+") as f:
+            data = f.read()
+            stripped = data.rstrip()
+            if not stripped.startswith(b"[") or not stripped.endswith(b"]"):
+                raise ConfigError(f"output {path}: exists and is not a JSON array "
+                                  "(use -O to overwrite it)")
+            body = stripped[:-1].rstrip()
+            f.seek(len(body))
+            f.truncate()
+            self.count = 0 if body == b"[" else 1
+
+    def write(self, item: dict[str, Any]) -> None:
+        self._write(("\n" if self.count == 0 else ",\n") + dumps(item))
+        self.count += 1
+
+    def close(self) -> None:
+        if not self.file.closed:
+            self._write("\n]\n")
+        super().close()
+
+
+class CsvOutput(_FileOutput):
+    """CSV with a header row. Columns come from ``fields``, else from the existing header,
+    else from the first item; a key that is not a column is dropped with one warning."""
+
+    def __init__(self, path: str, overwrite: bool, fields: list[str] | None) -> None:
+        existing: list[str] | None = None
+        if not overwrite and os.path.isfile(path) and os.path.getsize(path) > 0:
+            with open(path, encoding="utf-8", newline="") as f:
+                existing = next(csv.reader(f), None)
+        super().__init__(path, overwrite)
+        self.fields: list[str] | None = existing or fields
+        self._writer = csv.writer(self.file)
+        self._warned: set[str] = set()
+        if self.fields and not existing:
+            self._writer.writerow(self.fields)
+
+    def write(self, item: dict[str, Any]) -> None:
+        if self.fields is None:
+            self.fields = list(item)
+            self._row(self.fields)
+        extra = [k for k in item if k not in self.fields and k not in self._warned]
+        for key in extra:
+            self._warned.add(key)
+            log.warning("output %s: item key %r is not a column (columns: %s); its values are "
+                        "not written", self.path, key, ", ".join(self.fields))
+        self._row([_cell(item.get(k)) for k in self.fields])
+
+    def _row(self, row: list[Any]) -> None:
+        try:
+            self._writer.writerow(row)
+        except OSError as e:
+            raise StorageError(f"output {self.path}: {e.strerror or e}") from e
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, str | int | float):
+        return value
+    return dumps(value)
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class SqliteOutput:
+    """Items as rows of a table named after the spider; a new key adds a column;
+    lists and dicts are stored as JSON text."""
+
+    def __init__(self, path: str, overwrite: bool, table: str) -> None:
+        self.path = path
+        if os.path.isdir(path):
+            raise ConfigError(f"output {path}: is a directory")
+        self.table = table
+        self.db = sqlite3.connect(path, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        if overwrite:
+            self.db.execute(f"DROP TABLE IF EXISTS {_quote(table)}")
+        self.db.execute(f"CREATE TABLE IF NOT EXISTS {_quote(table)} "
+                        "(_id INTEGER PRIMARY KEY AUTOINCREMENT)")
+        self.columns = {row[1] for row in self.db.execute(f"PRAGMA table_info({_quote(table)})")}
+        self.db.commit()
+        self._pending = 0
+
+    def write(self, item: dict[str, Any]) -> None:
+        try:
+            for key in item:
+                if key not in self.columns:
+                    self.db.execute(f"ALTER TABLE {_quote(self.table)} ADD COLUMN {_quote(key)}")
+                    self.columns.add(key)
+            keys = list(item)
+            values = [_sql_value(item[k]) for k in keys]
+            cols = ", ".join(_quote(k) for k in keys)
+            marks = ", ".join("?" for _ in keys)
+            self.db.execute(f"INSERT INTO {_quote(self.table)} ({cols}) VALUES ({marks})", values)
+        except sqlite3.Error as e:
+            raise StorageError(f"output {self.path}: {e}") from e
+        self._pending += 1
+        if self._pending >= 500:
+            self.flush()
+
+    def flush(self) -> None:
+        try:
+            self.db.commit()
+        except sqlite3.Error as e:
+            raise StorageError(f"output {self.path}: {e}") from e
+        self._pending = 0
+
+    def close(self) -> None:
+        self.flush()
+        self.db.close()
+
+
+def _sql_value(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float | bytes):
+        return value
+    if isinstance(value, bool):
+        return int(value)
+    return dumps(value)
+

@@ -1,0 +1,294 @@
+"""Response: a fetched page, its decoding, its lazily built trees, and following links.
+
+Two parse paths, each built at most once and only when asked for:
+``tree`` (lxml, the fast path behind ``css``/``xpath``/``links()``) and
+``soup`` (BeautifulSoup with the lxml builder, behind ``select``). Building
+soups from many threads at once is slower than building them one at a time
+(the builder calls back into Python for every parser event and fights for the
+GIL), so soup building is serialised by one lock; see PERFORMANCE.md.
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+import re
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin, urlsplit
+
+from lxml import etree
+from lxml import html as lxml_html
+from w3lib.encoding import html_body_declared_encoding, http_content_type_encoding, read_bom
+
+from .http import Request
+
+if TYPE_CHECKING:
+    from bs4 import BeautifulSoup, Tag
+
+__all__ = ["Response"]
+
+_SOUP_LOCK = threading.Lock()
+_HREFS = etree.XPath("//a/@href | //area/@href", smart_strings=False)
+_BASE_RE = re.compile(rb"<base\s[^>]*?href\s*=\s*[\"']?([^\"'\s>]+)", re.I)
+_MARKUP_TYPES = ("text/html", "application/xhtml", "text/xml", "application/xml")
+_local = threading.local()
+_SCHEMES = ("http://", "https://")
+_DOT_SEGMENT = re.compile(r"(^|/)\.\.?(/|$)")
+
+
+def _parser(encoding: str) -> lxml_html.HTMLParser:
+    """A per-thread lxml parser for one encoding (parsers are not thread-safe)."""
+    cache = getattr(_local, "parsers", None)
+    if cache is None:
+        cache = _local.parsers = {}
+    parser = cache.get(encoding)
+    if parser is None:
+        parser = cache[encoding] = lxml_html.HTMLParser(encoding=encoding)
+    return parser
+
+
+class Response:
+    """A final (post-redirect) HTTP response handed to a spider callback."""
+
+    def __init__(self, url: str, status: int, headers: Mapping[str, str], content: bytes,
+                 request: Request, *, history: list[Response] | None = None,
+                 elapsed: float = 0.0) -> None:
+        self.url = url
+        self.status = status
+        self.headers = headers
+        self.content = content
+        self.request = request
+        self.history = history or []
+        self.elapsed = elapsed
+        self._encoding: str | None = None
+        self._text: str | None = None
+        self._tree: Any = None
+        self._soup: BeautifulSoup | None = None
+        self._base: str | None = None
+        self._join_parts: tuple[str, str, str, str] | None = None
+
+    def __repr__(self) -> str:
+        return f"<{self.status} {self.url}>"
+
+    # -- metadata ------------------------------------------------------------
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The request's ``meta`` dict."""
+        return self.request.meta
+
+    @property
+    def depth(self) -> int:
+        """Links from a start URL to this page (start requests are depth 0)."""
+        return self.request.depth
+
+    @property
+    def content_type(self) -> str:
+        """The media type of the body, lower-cased, without parameters."""
+        return (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+
+    # -- decoding ------------------------------------------------------------
+    @property
+    def encoding(self) -> str:
+        """BOM, then HTTP charset, then ``<meta charset>``, then detection."""
+        if self._encoding is None:
+            self._encoding = self._detect_encoding()
+        return self._encoding
+
+    def _detect_encoding(self) -> str:
+        body = self.content
+        bom = read_bom(body)[0]
+        if bom:
+            return bom
+        enc = http_content_type_encoding(self.headers.get("Content-Type"))
+        if enc:
+            return enc
+        enc = html_body_declared_encoding(body[:4096])
+        if enc:
+            return enc
+        try:
+            body.decode("utf-8")
+            return "utf-8"
+        except UnicodeDecodeError:
+            pass
+        from charset_normalizer import from_bytes
+
+        best = from_bytes(body[:65536]).best()
+        return best.encoding if best else "cp1252"
+
+    @property
+    def text(self) -> str:
+        """The body decoded with ``encoding`` (undecodable bytes replaced)."""
+        if self._text is None:
+            body = self.content
+            bom, bom_bytes = read_bom(body)
+            if bom:
+                body = body[len(bom_bytes):]
+            self._text = body.decode(self.encoding, errors="replace")
+        return self._text
+
+    def json(self, **kwargs: Any) -> Any:
+        """The body parsed as JSON."""
+        return jsonlib.loads(self.text, **kwargs)
+
+    # -- trees ---------------------------------------------------------------
+    @property
+    def is_markup(self) -> bool:
+        """True when the body is HTML or XML (or untyped), so trees make sense."""
+        ctype = self.content_type
+        return not ctype or ctype.startswith(_MARKUP_TYPES)
+
+    @property
+    def tree(self) -> Any:
+        """The lxml.html tree of the body, built once on first use."""
+        if self._tree is None:
+            tree = None
+            body = self.content
+            if body.strip() and self.is_markup:
+                try:
+                    tree = lxml_html.document_fromstring(body, parser=_parser(self.encoding))
+                except (etree.ParserError, LookupError, ValueError):
+                    tree = None
+            if tree is None:
+                tree = lxml_html.document_fromstring("<html></html>")
+            self._tree = tree
+        return self._tree
+
+    @property
+    def soup(self) -> BeautifulSoup:
+        """A BeautifulSoup of the body (lxml parser), built once on first use."""
+        if self._soup is None:
+            from bs4 import BeautifulSoup
+
+            markup = self.content if self.is_markup else b""
+            with _SOUP_LOCK:
+                self._soup = BeautifulSoup(markup, "lxml", from_encoding=self.encoding)
+        return self._soup
+
+    def css(self, selector: str) -> list[Any]:
+        """Elements of ``tree`` matching a CSS selector (lxml elements)."""
+        return self.tree.cssselect(selector)
+
+    def xpath(self, expr: str, **variables: Any) -> list[Any]:
+        """The result of an XPath expression on ``tree``."""
+        return self.tree.xpath(expr, **variables)
+
+    def select(self, selector: str) -> list[Tag]:
+        """Tags of ``soup`` matching a CSS selector."""
+        return self.soup.select(selector)
+
+    def select_one(self, selector: str) -> Tag | None:
+        """The first tag of ``soup`` matching a CSS selector, or None."""
+        return self.soup.select_one(selector)
+
+    # -- URLs ----------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        """The URL relative links resolve against: ``<base href>`` if any, else ``url``."""
+        if self._base is None:
+            base = self.url
+            if self._tree is not None:
+                found = self._tree.xpath("//base/@href")
+                if found:
+                    base = urljoin(self.url, found[0].strip())
+            elif self.is_markup:
+                m = _BASE_RE.search(self.content, 0, 65536)
+                if m:
+                    base = urljoin(self.url, m.group(1).decode("ascii", "replace"))
+            self._base = base
+        return self._base
+
+    def urljoin(self, href: str) -> str:
+        """An absolute URL for ``href``, honouring ``<base href>``."""
+        return urljoin(self.base_url, href.strip())
+
+    def _absolute(self, href: str) -> str | None:
+        """``href`` made absolute with its fragment removed; None if not http(s).
+
+        The common forms (absolute, root-relative, plain relative) are joined by
+        string operations on a once-parsed base; anything unusual (dot segments,
+        odd schemes) goes through ``urljoin``.
+        """
+        href = href.strip()
+        hash_at = href.find("#")
+        if hash_at >= 0:
+            href = href[:hash_at]
+        parts = self._join_parts
+        if parts is None:
+            parts = self._join_parts = _split_base(self.base_url)
+        origin, directory, path_query, scheme = parts
+        if href.startswith(_SCHEMES):
+            return href
+        if not href:
+            return path_query
+        elif href[0] == "/":
+            if href.startswith("//"):
+                url = scheme + ":" + href
+            elif "/." in href:
+                url = urljoin(path_query, href)
+            else:
+                return origin + href
+        elif href[0] == "?":
+            return path_query.split("?", 1)[0] + href
+        else:
+            colon = href.find(":")
+            if colon >= 0 and "/" not in href[:colon] and "?" not in href[:colon]:
+                if not href[:8].lower().startswith(_SCHEMES):
+                    return None  # mailto:, javascript:, tel:, data: ...
+                url = urljoin(path_query, href)
+            elif _DOT_SEGMENT.search(href.split("?", 1)[0]):
+                url = urljoin(path_query, href)
+            else:
+                return directory + href
+        return url if url.startswith(_SCHEMES) else None
+
+    def links(self) -> list[str]:
+        """Every absolute http(s) link of ``<a href>``/``<area href>``, defragged, once each."""
+        absolute = self._absolute
+        seen: set[str] = set()
+        out: list[str] = []
+        for href in _HREFS(self.tree):
+            url = absolute(href)
+            if url is not None and url not in seen:
+                seen.add(url)
+                out.append(url)
+        return out
+
+    def follow(self, href: Any, callback: Callable[..., Any] | str | None = None,
+               **request_kwargs: Any) -> Request:
+        """A Request for a URL (relative or absolute) or an element with ``href``."""
+        if not isinstance(href, str):
+            href = _href_of(href)
+        if href.startswith(_SCHEMES) and "#" not in href:
+            url = href
+        else:
+            url = self.urljoin(href)
+        return Request(url, callback, **request_kwargs)
+
+    def follow_all(self, hrefs: Iterable[Any], callback: Callable[..., Any] | str | None = None,
+                   **request_kwargs: Any) -> list[Request]:
+        """``follow`` for each of ``hrefs`` (strings or elements)."""
+        follow = self.follow
+        return [follow(h, callback, **request_kwargs) for h in hrefs]
+
+
+def _split_base(base: str) -> tuple[str, str, str, str]:
+    parts = urlsplit(base)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    path = parts.path or "/"
+    directory = origin + path[: path.rfind("/") + 1]
+    path_query = origin + path + (f"?{parts.query}" if parts.query else "")
+    return origin, directory, path_query, parts.scheme
+
+
+def _href_of(element: Any) -> str:
+    """The ``href`` of a bs4 Tag or an lxml element; TypeError/ValueError otherwise."""
+    get = getattr(element, "get", None)
+    if get is None:
+        raise TypeError(f"follow() takes a URL or an element with href, not {type(element).__name__}")
+    href = get("href")
+    if href is None:
+        raise ValueError(f"element <{getattr(element, 'tag', None) or getattr(element, 'name', '?')}> has no href")
+    if isinstance(href, list):  # bs4 multi-valued attribute
+        href = " ".join(href)
+    return str(href)

@@ -1,0 +1,104 @@
+"""Assembling one crawl from its parts: config file, spider, settings layers, spider
+arguments, pipelines and outputs, every one validated before anything starts.
+
+``prepare`` raises ConfigError / SpiderNotFound / SpiderError (usage errors, exit 2)
+and returns a ``Crawl`` whose ``run`` does the work. The CLI, the demo and the
+tests all go through here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import ConfigFile, Settings, load_config, merge_settings
+from .engine import Engine
+from .exceptions import ConfigError, SpiderError
+from .loader import find_spiders, load_spider
+from .outputs import Output, open_output
+from .pipelines import PipelineChain, build_pipelines
+from .spider import Spider
+from .stats import Stats
+
+__all__ = ["Crawl", "list_spiders", "prepare"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Crawl:
+    """A crawl ready to run: the spider instance, its settings and its item chain."""
+
+    spider: Spider
+    settings: Settings
+    pipelines: PipelineChain
+    engine: Engine | None = field(default=None, init=False)
+
+    def run(self, on_progress: Callable[[dict[str, Any]], None] | None = None,
+            progress_interval: float | None = None) -> Stats:
+        self.engine = Engine(self.spider, self.settings, self.pipelines,
+                             on_progress=on_progress, progress_interval=progress_interval)
+        return self.engine.run()
+
+    def stop(self, reason: str = "interrupted") -> None:
+        if self.engine is not None:
+            self.engine.stop(reason)
+
+
+def list_spiders(config_path: str | Path | None = None) -> list[str]:
+    """Names of every spider found through the config's ``spiders_path``."""
+    config = load_config(config_path)
+    settings = merge_settings((config.source, config.settings))
+    return list(find_spiders(settings["spiders_path"], config.base_dir))
+
+
+def prepare(name: str, *, config_path: str | Path | None = None,
+            settings: Mapping[str, Any] | None = None,
+            schedule_settings: Mapping[str, Any] | None = None,
+            spider_args: Mapping[str, str] | None = None,
+            outputs: Sequence[Mapping[str, Any]] = ()) -> Crawl:
+    """Validate everything a crawl needs and return it, not yet started."""
+    config: ConfigFile = load_config(config_path)
+    base = merge_settings((config.source, config.settings))
+    cls = load_spider(name, base["spiders_path"], config.base_dir)
+    custom = getattr(cls, "custom_settings", None) or {}
+    if not isinstance(custom, Mapping):
+        raise SpiderError(f"spider {name}: custom_settings must be a mapping")
+    merged = merge_settings((config.source, config.settings),
+                            (f"spider {name} custom_settings", custom),
+                            ("schedule settings", schedule_settings),
+                            ("-s", settings))
+    _check_spider_class(cls)
+    try:
+        spider = cls(**dict(spider_args or {}))
+    except Exception as e:
+        raise SpiderError(f"spider {name}: __init__ failed: {type(e).__name__}: {e}") from None
+    pipelines = build_pipelines(merged["pipelines"])
+    opened: list[Output] = []
+    try:
+        for spec in list(merged["outputs"]) + list(outputs):
+            opened.append(open_output(spec, name))
+    except ConfigError:
+        for o in opened:
+            o.close()
+        raise
+    return Crawl(spider, merged, PipelineChain(pipelines, opened))
+
+
+def _check_spider_class(cls: type[Spider]) -> None:
+    name = cls.name
+    for attr in ("start_urls", "allowed_domains", "handle_statuses"):
+        value = getattr(cls, attr, None)
+        if value is not None and (isinstance(value, str) or not isinstance(value, list | tuple)):
+            raise SpiderError(f"spider {name}: {attr} must be a list, got {value!r}")
+    for i, url in enumerate(getattr(cls, "start_urls", None) or ()):
+        if not isinstance(url, str) or not url.strip().lower().startswith(("http://", "https://")):
+            raise SpiderError(f"spider {name}: start_urls[{i}] {url!r} is not an absolute "
+                              "http(s) URL")
+    for d in getattr(cls, "allowed_domains", None) or ():
+        if not isinstance(d, str) or "/" in d or not d.strip():
+            raise SpiderError(f"spider {name}: allowed_domains entry {d!r} must be a host name "
+                              "such as 'example.com'")

@@ -1,0 +1,57 @@
+"""The Spider base class: what a user subclasses to say where to start and how to parse."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .http import Request
+
+if TYPE_CHECKING:
+    from .response import Response
+
+__all__ = ["Spider"]
+
+
+class Spider:
+    """Base class for spiders: ``name``, ``start_urls`` and a ``parse`` callback.
+
+    Class attributes:
+        name: unique; what ``python -m scraper run NAME`` takes.
+        start_urls: where the crawl starts (``start_requests`` may be overridden).
+        allowed_domains: optional; links to other hosts are dropped (subdomains allowed).
+        custom_settings: optional; overrides config.yaml for this spider.
+        handle_statuses: non-2xx statuses that still reach callbacks.
+    """
+
+    name: ClassVar[str] = ""
+    start_urls: ClassVar[list[str]] = []
+    allowed_domains: ClassVar[list[str]] = []
+    custom_settings: ClassVar[dict[str, Any]] = {}
+    handle_statuses: ClassVar[list[int]] = []
+
+    settings: Mapping[str, Any]
+
+    def __init__(self, **kwargs: Any) -> None:
+        for key, value in kwargs.items():
+            setattr(self, key, value)
+        self.logger = logging.getLogger(self.name or type(self).__name__)
+
+    def start_requests(self) -> Iterable[Request]:
+        """The first requests: by default one GET per URL of ``start_urls``."""
+        for url in self.start_urls:
+            yield Request(url)
+
+    def parse(self, response: Response) -> Any:
+        """The default callback; yield items and Requests."""
+        raise NotImplementedError(f"{type(self).__name__}.parse is not defined")
+
+    def opened(self) -> None:
+        """Called once before the first request (``self.settings`` is set)."""
+
+    def closed(self, reason: str) -> None:
+        """Called once at the end of the crawl with its reason."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"

@@ -1,0 +1,91 @@
+"""Crawl counters and the run summary (printed at the end, optionally written as JSON).
+
+Only the engine's coordinator thread updates a Stats, so it needs no lock.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Stats"]
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class Stats:
+    """Counters of one crawl."""
+
+    spider: str
+    started: float = field(default_factory=time.time)
+    finished: float | None = None
+    reason: str | None = None
+    pages: int = 0
+    items: int = 0
+    requests: int = 0
+    bytes: int = 0
+    retries: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    statuses: Counter[int] = field(default_factory=Counter)
+    filtered: Counter[str] = field(default_factory=Counter)
+
+    def error(self, kind: str, n: int = 1) -> None:
+        self.errors[kind] += n
+
+    @property
+    def duration(self) -> float:
+        return (self.finished or time.time()) - self.started
+
+    @property
+    def pages_per_second(self) -> float:
+        d = self.duration
+        return self.pages / d if d > 0 else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        """The run summary as a JSON-ready dict (the keys ``--summary`` promises)."""
+        return {
+            "spider": self.spider,
+            "reason": self.reason,
+            "pages": self.pages,
+            "items": self.items,
+            "requests": self.requests,
+            "retries": self.retries,
+            "bytes": self.bytes,
+            "errors": dict(sorted(self.errors.items())),
+            "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+            "filtered": dict(sorted(self.filtered.items())),
+            "started": _iso(self.started),
+            "finished": _iso(self.finished or time.time()),
+            "duration_s": round(self.duration, 3),
+            "pages_per_s": round(self.pages_per_second, 1),
+        }
+
+    def format_summary(self) -> str:
+        """The summary as a few human lines."""
+        s = self.summary()
+        errors = ", ".join(f"{k} {v}" for k, v in s["errors"].items()) or "none"
+        statuses = ", ".join(f"{k}: {v}" for k, v in s["statuses"].items()) or "none"
+        filtered = ", ".join(f"{k} {v}" for k, v in s["filtered"].items()) or "none"
+        return "\n".join([
+            f"--- {self.spider}: {s['reason']} ---",
+            f"pages     {s['pages']}  ({s['pages_per_s']} pages/s over {s['duration_s']:.1f} s)",
+            f"items     {s['items']}",
+            f"errors    {sum(self.errors.values())}  ({errors})",
+            f"statuses  {statuses}",
+            f"filtered  {filtered}",
+            f"requests  {s['requests']}  (retries {s['retries']}, {s['bytes'] / 1e6:.1f} MB)",
+        ])
+
+    def write_summary(self, path: str | Path) -> None:
+        p = Path(path)
+        if p.parent != Path("."):
+            p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps(self.summary(), indent=2) + "\n", encoding="utf-8")

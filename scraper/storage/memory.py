@@ -1,0 +1,157 @@
+"""In-memory Frontier and SeenSet: the default backend for a crawl without a job dir.
+
+The frontier keeps one heap per host plus a heap of host heads, so ``pop`` can
+skip a host that has no room without touching that host's queue, and entries
+waiting for a not-before time sit in a separate heap until due.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from .base import Entry, Lease
+
+__all__ = ["MemoryBackend", "MemoryFrontier", "MemorySeenSet"]
+
+
+class MemoryFrontier:
+    """A priority frontier with per-host room and leases, held in this process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seq = itertools.count()
+        self._queues: dict[str, list[tuple[int, int, Entry]]] = {}
+        self._heads: list[tuple[int, int, str]] = []
+        self._waiting: list[tuple[float, int, Entry]] = []
+        self._leases: dict[int, Entry] = {}
+        self._ready = 0
+
+    def _push_ready(self, entry: Entry) -> None:
+        key = (-entry.priority, next(self._seq))
+        queue = self._queues.get(entry.host)
+        if queue is None:
+            queue = self._queues[entry.host] = []
+        heapq.heappush(queue, (key[0], key[1], entry))
+        if queue[0][1] == key[1]:
+            heapq.heappush(self._heads, (key[0], key[1], entry.host))
+        self._ready += 1
+
+    def push(self, entries: Iterable[Entry]) -> None:
+        now = time.time()
+        with self._lock:
+            for entry in entries:
+                if entry.not_before > now:
+                    heapq.heappush(self._waiting, (entry.not_before, next(self._seq), entry))
+                else:
+                    self._push_ready(entry)
+
+    def pop(self, limit: int, *, now: float, room: Mapping[str, int],
+            default_room: int) -> list[Lease]:
+        out: list[Lease] = []
+        with self._lock:
+            waiting = self._waiting
+            while waiting and waiting[0][0] <= now:
+                self._push_ready(heapq.heappop(waiting)[2])
+            heads, queues = self._heads, self._queues
+            taken: dict[str, int] = {}
+            blocked: list[tuple[int, int, str]] = []
+            while heads and len(out) < limit:
+                head = heapq.heappop(heads)
+                host = head[2]
+                queue = queues.get(host)
+                if not queue or queue[0][1] != head[1]:
+                    continue  # stale: that entry has left the queue
+                used = taken.get(host, 0)
+                if room.get(host, default_room) - used <= 0:
+                    blocked.append(head)
+                    continue
+                entry = heapq.heappop(queue)[2]
+                taken[host] = used + 1
+                lease_id = next(self._seq)
+                self._leases[lease_id] = entry
+                out.append(Lease(lease_id, entry))
+                if queue:
+                    heapq.heappush(heads, (queue[0][0], queue[0][1], host))
+                else:
+                    del queues[host]
+            for head in blocked:
+                heapq.heappush(heads, head)
+            self._ready -= len(out)
+        return out
+
+    def ack(self, lease_ids: Iterable[Any]) -> None:
+        with self._lock:
+            for lease_id in lease_ids:
+                self._leases.pop(lease_id, None)
+
+    def release(self, lease_ids: Iterable[Any]) -> None:
+        with self._lock:
+            for lease_id in lease_ids:
+                entry = self._leases.pop(lease_id, None)
+                if entry is not None:
+                    self._push_ready(entry)
+
+    def pending(self) -> int:
+        return self._ready + len(self._waiting)
+
+    def leased(self) -> int:
+        return len(self._leases)
+
+    def next_ready(self) -> float | None:
+        waiting = self._waiting
+        return waiting[0][0] if waiting else None
+
+
+class MemorySeenSet:
+    """A set of fingerprints behind a lock, so concurrent ``add`` calls race safely."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._set: set[bytes] = set()
+
+    def add(self, fingerprint: bytes) -> bool:
+        with self._lock:
+            if fingerprint in self._set:
+                return False
+            self._set.add(fingerprint)
+            return True
+
+    def add_many(self, fingerprints: Sequence[bytes]) -> list[bool]:
+        with self._lock:
+            seen = self._set
+            out = []
+            for fp in fingerprints:
+                new = fp not in seen
+                if new:
+                    seen.add(fp)
+                out.append(new)
+            return out
+
+    def __contains__(self, fingerprint: object) -> bool:
+        return fingerprint in self._set
+
+    def __len__(self) -> int:
+        return len(self._set)
+
+
+class MemoryBackend:
+    """A MemoryFrontier and a MemorySeenSet; payloads stay Python objects."""
+
+    serialises = False
+
+    def __init__(self) -> None:
+        self.frontier = MemoryFrontier()
+        self.seen = MemorySeenSet()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        yield
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,1 @@
+"""Example spiders; every module here is scanned for Spider subclasses."""
