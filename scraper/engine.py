@@ -29,11 +29,11 @@ from typing import Any
 
 from requests.cookies import RequestsCookieJar
 
-from .exceptions import FetchError
+from .exceptions import FetchError, RobotsBlocked
 from .fetcher import FetchConfig, Fetcher, RetryPolicy
 from .http import Request, host_key
 from .pipelines import PipelineChain
-from .politeness import HostSlots
+from .politeness import HostSlots, RobotsState
 from .spider import Spider
 from .stats import Stats
 from .storage import Backend, Entry, MemoryBackend
@@ -62,6 +62,9 @@ class Engine:
         self.on_progress = on_progress
         self.stats = Stats(spider.name)
         self.slots = HostSlots.from_settings(settings)
+        self.user_agent: str = settings["user_agent"]
+        self.robots = RobotsState(self.user_agent) if settings["obey_robots"] else None
+        self._robots_retry: dict[str, float] = {}
         self.retry = RetryPolicy.from_settings(settings)
         self.workers_n: int = settings["workers"]
         self.max_pages: int | None = settings["max_pages"]
@@ -208,7 +211,7 @@ class Engine:
 
     def _check_hop(self, request: Request, url: str) -> None:
         """Called by fetchers for each redirect: an off-site hop ends the request."""
-        if self._domains:
+        if self._domains and "robots_for" not in request.meta:
             if not self._allowed(host_key(url)):
                 raise FetchError(f"redirect from {request.url} to off-site {url}",
                                  request=request, kind="offsite")
@@ -251,18 +254,71 @@ class Engine:
         return n
 
     def _dispatch(self, now: float) -> None:
+        if self._robots_retry:
+            for host, t in list(self._robots_retry.items()):
+                if t <= now:
+                    del self._robots_retry[host]
+                    self._fetch_robots(host)
         n = self._budget()
         if n <= 0:
             return
-        slots = self.slots
-        leases = self.backend.frontier.pop(n, now=now, room=slots.room(now),
-                                           default_room=slots.default_room)
+        slots, robots = self.slots, self.robots
+        frontier = self.backend.frontier
+        leases = frontier.pop(n, now=now, room=slots.room(now), default_room=slots.default_room)
         put = self.tasks.put
+        held = []
         for lease in leases:
+            host = lease.entry.host
             request = self._decode(lease.entry.data)
-            slots.acquire(lease.entry.host, now)
+            if robots is not None:
+                rules = robots.known(host)
+                if rules is None:
+                    held.append(lease.id)  # back to the frontier until robots.txt is known
+                    if host not in robots.fetching:
+                        self._fetch_robots(host)
+                    continue
+                if not rules.allowed(request.url, self.user_agent):
+                    self.in_flight += 1
+                    put((lease.id, request, RobotsBlocked(f"robots.txt disallows {request.url}",
+                                                          request=request)))
+                    continue
+            slots.acquire(host, now)
             self.in_flight += 1
-            put((lease.id, request))
+            put((lease.id, request, None))
+        if held:
+            frontier.release(held)
+
+    def _fetch_robots(self, host: str) -> None:
+        """Hand a worker the robots.txt of ``host``; the host gets no room until it is known."""
+        assert self.robots is not None
+        self.robots.fetching.add(host)
+        self.slots.closed.add(host)
+        self.in_flight += 1
+        self.tasks.put((None, Request(f"{host}/robots.txt", meta={"robots_for": host},
+                                      dont_filter=True), None))
+
+    def _learn_robots(self, o: Outcome, now: float) -> None:
+        assert self.robots is not None
+        host = o.request.meta["robots_for"]
+        self.stats.requests += 1
+        status = o.status
+        if status is None or status >= 500 or status == 429:
+            failures = self.robots.failures[host] = self.robots.failures.get(host, 0) + 1
+            if failures < self.retry.attempts:
+                self.robots.fetching.discard(host)
+                self._robots_retry[host] = now + self.retry.backoff(failures)
+                log.info("%s/robots.txt: %s; host held back, retrying later", host,
+                         f"HTTP {status}" if status else o.error)
+                return
+            log.warning("%s/robots.txt: unavailable after %d tries; not crawling that host",
+                        host, failures)
+            rules = self.robots.learn(host, 200, "User-agent: *\nDisallow: /\n")
+        else:
+            rules = self.robots.learn(host, status, o.robots_text)
+        self.slots.closed.discard(host)
+        delay = rules.crawl_delay(self.user_agent)
+        if delay:
+            self.slots.set_min_delay(host, delay)
 
     def _loop(self) -> None:
         started = time.monotonic()
@@ -307,7 +363,8 @@ class Engine:
             candidates.append(self._grace_left())
         else:
             now = time.time()
-            for t in (self.backend.frontier.next_ready(), self.slots.next_wakeup(now)):
+            robots_next = min(self._robots_retry.values()) if self._robots_retry else None
+            for t in (self.backend.frontier.next_ready(), self.slots.next_wakeup(now), robots_next):
                 if t is not None:
                     candidates.append(t - now)
         return max(0.0, min(candidates))
@@ -343,10 +400,14 @@ class Engine:
                 break
             if task is None:
                 continue
-            lease, request = task
-            released.append(lease)
-            self.slots.release(request.host)
+            lease, request, refusal = task
             self.in_flight -= 1
+            if lease is None:  # a robots.txt fetch: ask again later
+                self.robots.fetching.discard(request.meta["robots_for"])  # type: ignore[union-attr]
+                continue
+            released.append(lease)
+            if refusal is None:
+                self.slots.release(request.host)
         if released:
             with self.backend.transaction():
                 self.backend.frontier.release(released)
@@ -362,8 +423,12 @@ class Engine:
         with self.backend.transaction():
             for o in outcomes:
                 request = o.request
-                self.slots.release(request.host)
                 self.in_flight -= 1
+                if o.lease is None:
+                    self._learn_robots(o, now)
+                    continue
+                if o.fetched:
+                    self.slots.release(request.host)
                 acks.append(o.lease)
                 stats.requests += 1 + o.redirects
                 if o.status is not None:

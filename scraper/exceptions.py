@@ -8,6 +8,7 @@
     │   ├── FetchTimeout          connect or read deadline passed  (kind "timeout")
     │   ├── ConnectionFailed      refused, reset, DNS, TLS         (kind "connection", "dns", "tls")
     │   ├── ResponseTooLarge      body over max_response_size      (kind "too-large")
+    │   ├── RobotsBlocked         disallowed by robots.txt          (kind "robots")
     │   └── HttpError             a final status a callback does not handle (kind "http-404", ...)
     └── StorageError              a frontier, seen-set or output store failed
 
@@ -32,6 +33,7 @@ __all__ = [
     "FetchTimeout",
     "HttpError",
     "ResponseTooLarge",
+    "RobotsBlocked",
     "ScraperError",
     "SpiderError",
     "SpiderNotFound",
@@ -89,6 +91,12 @@ class ResponseTooLarge(FetchError):
     """The body grew past ``max_response_size``; it was abandoned while streaming."""
 
     kind = "too-large"
+
+
+class RobotsBlocked(FetchError):
+    """robots.txt disallows the request (or could not be fetched); it was never sent."""
+
+    kind = "robots"
 
 
 class HttpError(FetchError):

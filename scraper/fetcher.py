@@ -206,14 +206,20 @@ class RetryPolicy:
         self._retry = (tenacity.retry_if_exception_type((FetchTimeout, ConnectionFailed))
                        | tenacity.retry_if_result(lambda r: r.status in self.statuses))
         self._stop = tenacity.stop_after_attempt(attempts)
-        self._wait = tenacity.wait_exponential_jitter(initial=backoff, max=backoff_max,
-                                                      jitter=backoff)
+        self._wait = (tenacity.wait_exponential(multiplier=backoff, max=backoff_max)
+                      + tenacity.wait_random(0, backoff))
         self.backoff_max = backoff_max
 
     @classmethod
     def from_settings(cls, s: Mapping[str, Any]) -> RetryPolicy:
         return cls(s["retry.attempts"], s["retry.statuses"], s["retry.backoff"],
                    s["retry.backoff_max"])
+
+    def backoff(self, attempt: int) -> float:
+        """The back-off before attempt ``attempt + 1``, whatever failed."""
+        state = tenacity.RetryCallState(None, None, (), {})  # type: ignore[arg-type]
+        state.attempt_number = attempt
+        return min(self._wait(state), self.backoff_max)
 
     def delay(self, attempt: int, *, response: Response | None = None,
               error: BaseException | None = None) -> float | None:

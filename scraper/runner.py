@@ -23,7 +23,7 @@ from .pipelines import PipelineChain, build_pipelines
 from .spider import Spider
 from .stats import Stats
 
-__all__ = ["Crawl", "list_spiders", "prepare"]
+__all__ = ["Crawl", "build_crawl", "list_spiders", "prepare"]
 
 log = logging.getLogger(__name__)
 
@@ -60,23 +60,39 @@ def prepare(name: str, *, config_path: str | Path | None = None,
             schedule_settings: Mapping[str, Any] | None = None,
             spider_args: Mapping[str, str] | None = None,
             outputs: Sequence[Mapping[str, Any]] = ()) -> Crawl:
-    """Validate everything a crawl needs and return it, not yet started."""
+    """Find the spider ``name`` through the config and validate everything a crawl needs."""
     config: ConfigFile = load_config(config_path)
     base = merge_settings((config.source, config.settings))
     cls = load_spider(name, base["spiders_path"], config.base_dir)
+    return build_crawl(cls, config=config, settings=settings, schedule_settings=schedule_settings,
+                       spider_args=spider_args, outputs=outputs)
+
+
+def build_crawl(cls: type[Spider], *, config: ConfigFile | None = None,
+                settings: Mapping[str, Any] | None = None,
+                schedule_settings: Mapping[str, Any] | None = None,
+                spider_args: Mapping[str, str] | None = None,
+                outputs: Sequence[Mapping[str, Any]] = (),
+                pipelines: Sequence[Any] = ()) -> Crawl:
+    """A crawl of the spider class ``cls`` (settings layered over ``config``), not yet started.
+
+    ``pipelines`` are extra pipeline instances run after the configured ones.
+    """
+    name = cls.name
+    _check_spider_class(cls)
     custom = getattr(cls, "custom_settings", None) or {}
     if not isinstance(custom, Mapping):
         raise SpiderError(f"spider {name}: custom_settings must be a mapping")
-    merged = merge_settings((config.source, config.settings),
+    file_layer = (config.source, config.settings) if config else ("defaults", None)
+    merged = merge_settings(file_layer,
                             (f"spider {name} custom_settings", custom),
                             ("schedule settings", schedule_settings),
                             ("-s", settings))
-    _check_spider_class(cls)
     try:
         spider = cls(**dict(spider_args or {}))
     except Exception as e:
         raise SpiderError(f"spider {name}: __init__ failed: {type(e).__name__}: {e}") from None
-    pipelines = build_pipelines(merged["pipelines"])
+    chain = build_pipelines(merged["pipelines"]) + list(pipelines)
     opened: list[Output] = []
     try:
         for spec in list(merged["outputs"]) + list(outputs):
@@ -85,7 +101,7 @@ def prepare(name: str, *, config_path: str | Path | None = None,
         for o in opened:
             o.close()
         raise
-    return Crawl(spider, merged, PipelineChain(pipelines, opened))
+    return Crawl(spider, merged, PipelineChain(chain, opened))
 
 
 def _check_spider_class(cls: type[Spider]) -> None:

@@ -60,6 +60,8 @@ class Outcome:
     bad_outputs: int = 0
     close_reason: str | None = None
     response_url: str | None = None
+    fetched: bool = True               # False for requests refused before fetching
+    robots_text: str | None = None     # the body, for a robots.txt task
 
 
 class Worker(threading.Thread):
@@ -82,9 +84,15 @@ class Worker(threading.Thread):
                 task = get()
                 if task is None:
                     return
-                lease, request = task
+                lease, request, refusal = task
                 try:
-                    outcome = self.process(lease, request)
+                    if refusal is not None:
+                        outcome = Outcome(lease, request, fetched=False)
+                        self._fail(outcome, Failure(request, refusal))
+                    elif lease is None:
+                        outcome = self.fetch_robots(request)
+                    else:
+                        outcome = self.process(lease, request)
                 except BaseException as e:  # never lose a task, whatever happened
                     log.exception("internal error processing %s", request.url)
                     outcome = Outcome(lease, request, error=f"internal-{type(e).__name__}")
@@ -120,6 +128,20 @@ class Worker(threading.Thread):
             out.retry_in = delay
             return out
         self._fail(out, Failure(request, HttpError(response), response))
+        return out
+
+    def fetch_robots(self, request: Request) -> Outcome:
+        """Fetch a robots.txt (no callback; the coordinator parses it)."""
+        out = Outcome(None, request)
+        try:
+            response = self.fetcher.fetch(request)
+        except FetchError as e:
+            out.error = e.kind
+            return out
+        out.status = response.status
+        out.nbytes = len(response.content)
+        if 200 <= response.status < 300:
+            out.robots_text = response.content.decode("utf-8", "replace")
         return out
 
     def _fail(self, out: Outcome, failure: Failure) -> None:

@@ -1,0 +1,178 @@
+"""Shared fixtures: a real threaded HTTP server on a free loopback port (``site``), and
+helpers to run a spider in-process or the CLI in a subprocess."""
+
+from __future__ import annotations
+
+import collections
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+Handler = Callable[["Hit"], "Reply | None"]
+
+
+@dataclass
+class Hit:
+    """One request the test server received."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Reply:
+    """What a route answers: status, headers, body; ``delay`` seconds first."""
+
+    body: bytes | str = b""
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "text/html; charset=utf-8"
+    delay: float = 0.0
+
+
+class Site:
+    """Routes path → Reply (or a function of the Hit). Unknown paths are 404.
+
+    ``hits`` records every request; ``max_in_flight`` the most concurrent ones.
+    """
+
+    def __init__(self) -> None:
+        self.routes: dict[str, Reply | Handler] = {}
+        self.hits: list[Hit] = []
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.max_in_flight = 0
+        site = self
+
+        class _H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                hit = Hit(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                with site.lock:
+                    site.hits.append(hit)
+                    site.in_flight += 1
+                    site.max_in_flight = max(site.max_in_flight, site.in_flight)
+                try:
+                    reply = site.answer(hit)
+                    if reply is None:
+                        return  # the handler wrote (or broke) the connection itself
+                    if reply.delay:
+                        time.sleep(reply.delay)
+                    data = reply.body.encode() if isinstance(reply.body, str) else reply.body
+                    self.send_response(reply.status)
+                    headers = {"Content-Type": reply.content_type, **reply.headers}
+                    for k, v in headers.items():
+                        self.send_header(k, v)
+                    if "Content-Length" not in headers:
+                        self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(data)
+                finally:
+                    with site.lock:
+                        site.in_flight -= 1
+
+            do_GET = do_POST = do_HEAD = do_PUT = _serve
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.handler_class = _H
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _H)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def route(self, path: str, reply: Reply | Handler | str | bytes = b"", **kw: Any) -> None:
+        if isinstance(reply, str | bytes):
+            reply = Reply(reply, **kw)
+        self.routes[path] = reply
+
+    def answer(self, hit: Hit) -> Reply | None:
+        route = self.routes.get(hit.path) or self.routes.get(hit.path.split("?", 1)[0])
+        if route is None:
+            if hit.path == "/robots.txt":
+                return Reply(b"", status=404)
+            return Reply(b"not found", status=404)
+        return route(hit) if callable(route) else route
+
+    def count(self, path: str) -> int:
+        return sum(1 for h in self.hits if h.path == path)
+
+    def paths(self) -> collections.Counter[str]:
+        return collections.Counter(h.path for h in self.hits)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def site() -> Iterator[Site]:
+    s = Site()
+    yield s
+    s.close()
+
+
+def page(*links: str, title: str = "t", extra: str = "") -> str:
+    """A small HTML page linking to ``links``."""
+    anchors = "".join(f'<a href="{h}">{h}</a>' for h in links)
+    return f"<html><head><title>{title}</title></head><body>{anchors}{extra}</body></html>"
+
+
+def run_cli(*args: str, cwd: Path | str, timeout: float = 60, env: dict[str, str] | None = None,
+            input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m scraper ARGS`` in ``cwd``; returns the completed process (text)."""
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "scraper", *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout, input=input)
+
+
+def write_project(tmp: Path, spiders: dict[str, str], config: str | None = None) -> Path:
+    """A user project in ``tmp``: spiders/<name>.py for each source, and config.yaml."""
+    d = tmp / "spiders"
+    d.mkdir(parents=True, exist_ok=True)
+    for name, src in spiders.items():
+        (d / f"{name}.py").write_text(src)
+    if config is not None:
+        (tmp / "config.yaml").write_text(config)
+    return tmp
+
+
+class Collect:
+    """A pipeline that keeps every item it sees (in order)."""
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+
+    def process(self, item: Any, spider: Any) -> Any:
+        self.items.append(item)
+        return item
+
+
+def crawl(spider_cls: type, settings: dict[str, Any] | None = None, **kw: Any) -> tuple[Any, list[Any]]:
+    """Run ``spider_cls`` in this process; returns (stats, items). Robots off unless asked."""
+    from scraper.runner import build_crawl
+
+    collect = Collect()
+    merged = {"obey_robots": False, "workers": 4, "retry.backoff": 0.01, **(settings or {})}
+    c = build_crawl(spider_cls, settings=merged, pipelines=[collect], **kw)
+    stats = c.run()
+    return stats, collect.items
