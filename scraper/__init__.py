@@ -16,6 +16,7 @@ from .exceptions import (  # noqa: E402
 )
 from .http import Request  # noqa: E402
 from .response import Response  # noqa: E402
+from .sitemap import SitemapSpider  # noqa: E402
 from .spider import Spider  # noqa: E402
 from .worker import Failure  # noqa: E402
 
@@ -28,6 +29,7 @@ __all__ = [
     "Request",
     "Response",
     "ScraperError",
+    "SitemapSpider",
     "Spider",
     "SpiderNotFound",
     "StorageError",

@@ -148,6 +148,39 @@ def _headers(v: Any) -> dict[str, str]:
     return {k: str(x) for k, x in v.items()}
 
 
+def _proxy(v: Any) -> dict[str, str]:
+    """A proxy URL for every scheme, or a mapping {http: URL, https: URL}; null for none."""
+    if v is None or v == {}:
+        return {}
+    if isinstance(v, str) and v.startswith(("http://", "https://", "socks5://", "socks5h://")):
+        return {"http": v, "https": v}
+    if isinstance(v, dict) and v and all(k in ("http", "https") and isinstance(u, str) and "://" in u
+                                         for k, u in v.items()):
+        return dict(v)
+    raise _Invalid('a proxy URL such as "http://127.0.0.1:3128", or {http: URL, https: URL}')
+
+
+def _http_auth(v: Any) -> dict[str, Any] | None:
+    """null, or {username, password, domains: [hosts it may be sent to]}."""
+    if v is None:
+        return None
+    if (isinstance(v, dict) and isinstance(v.get("username"), str)
+            and isinstance(v.get("password"), str) and isinstance(v.get("domains"), list)
+            and v["domains"] and all(isinstance(d, str) and d for d in v["domains"])
+            and set(v) <= {"username", "password", "domains"}):
+        return {"username": v["username"], "password": v["password"],
+                "domains": [d.lower() for d in v["domains"]]}
+    raise _Invalid("null or {username: ..., password: ..., domains: [hosts to send it to]}")
+
+
+def _ca_bundle(v: Any) -> str | None:
+    if v is None:
+        return None
+    if not isinstance(v, str) or not Path(v).is_file():
+        raise _Invalid("null or the path of an existing CA bundle file (PEM)")
+    return v
+
+
 @dataclass(frozen=True)
 class Setting:
     """One key of the schema: its default, its check, and one line of documentation."""
@@ -170,10 +203,23 @@ SCHEMA: dict[str, Setting] = {s.name: s for s in [
     Setting("max_depth", None, _integer(0, optional=True),
             "do not follow links deeper than this from a start URL"),
     Setting("delay", 0.0, _number(0), "seconds between two requests to the same host"),
+    Setting("randomize_delay", False, _boolean,
+            "wait a random 0.5x-1.5x of delay instead of exactly delay"),
+    Setting("autothrottle", False, _boolean,
+            "adapt each host's delay toward its latency / autothrottle_target"),
+    Setting("autothrottle_target", 2.0, _number(0, strict=True),
+            "requests the adaptive throttle aims to keep in flight per host"),
+    Setting("autothrottle_max_delay", 60.0, _number(0, strict=True),
+            "the adaptive throttle never waits longer than this between two requests"),
     Setting("per_host_workers", 8, _integer(1), "at most this many requests in flight to one host"),
     Setting("obey_robots", True, _boolean, "fetch and honour robots.txt"),
     Setting("user_agent", DEFAULT_USER_AGENT, _string, "User-Agent sent with every request"),
     Setting("headers", {}, _headers, "default headers sent with every request"),
+    Setting("proxy", {}, _proxy, "proxy URL for every request, or {http: URL, https: URL}"),
+    Setting("http_auth", None, _http_auth,
+            "basic auth {username, password, domains}: sent only to those hosts"),
+    Setting("tls_verify", True, _boolean, "verify TLS certificates"),
+    Setting("ca_bundle", None, _ca_bundle, "a CA bundle (PEM) to verify TLS certificates with"),
     Setting("timeout", (30.0, 30.0), _timeout,
             "seconds for one request: a number, or [connect, read]; read is a total deadline"),
     Setting("max_response_size", 10 * 10**6, _size,
@@ -183,7 +229,9 @@ SCHEMA: dict[str, Setting] = {s.name: s for s in [
             "tries per request for connection errors, timeouts and retry.statuses"),
     Setting("retry.statuses", (429, 500, 502, 503, 504), _statuses, "statuses that are retried"),
     Setting("retry.backoff", 0.5, _number(0), "first retry waits about this many seconds"),
-    Setting("retry.backoff_max", 60.0, _number(0), "no retry waits longer than this"),
+    Setting("retry.backoff_max", 60.0, _number(0), "no back-off waits longer than this"),
+    Setting("retry.retry_after_max", 300.0, _number(0),
+            "a Retry-After header is honoured up to this many seconds"),
     Setting("outputs", (), _outputs, 'item outputs, e.g. [{type: jsonl, path: "out/{spider}.jsonl"}]'),
     Setting("pipelines", (), _pipelines,
             "pipeline classes run in order before the outputs: dotted paths or {class: ..., options}"),

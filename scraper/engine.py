@@ -29,7 +29,7 @@ from typing import Any
 
 from requests.cookies import RequestsCookieJar
 
-from .exceptions import FetchError, RobotsBlocked
+from .exceptions import RobotsBlocked
 from .fetcher import FetchConfig, Fetcher, RetryPolicy
 from .http import Request, host_key
 from .pipelines import PipelineChain
@@ -117,10 +117,13 @@ class Engine:
     # -- set-up and tear-down ------------------------------------------------
     def _start_workers(self) -> None:
         config = FetchConfig.from_settings(self.settings)
+        if config.verify is False:
+            log.warning("tls_verify is off: TLS certificates are not checked")
         jar = RequestsCookieJar()
         for i in range(self.workers_n):
-            w = Worker(i, self.spider, Fetcher(config, jar, self._check_hop), self.retry,
-                       self.tasks, self.results)
+            w = Worker(i, self.spider, Fetcher(config, jar), self.retry, self.tasks, self.results,
+                       max_redirects=self.settings["max_redirects"],
+                       offsite=self._offsite if self._domains else None)
             w.start()
             self._workers.append(w)
 
@@ -209,12 +212,8 @@ class Engine:
             self._host_ok[host] = ok
         return ok
 
-    def _check_hop(self, request: Request, url: str) -> None:
-        """Called by fetchers for each redirect: an off-site hop ends the request."""
-        if self._domains and "robots_for" not in request.meta:
-            if not self._allowed(host_key(url)):
-                raise FetchError(f"redirect from {request.url} to off-site {url}",
-                                 request=request, kind="offsite")
+    def _offsite(self, url: str) -> bool:
+        return not self._allowed(host_key(url))
 
     def _valid_callbacks(self, r: Request) -> bool:
         for attr in ("callback", "errback"):
@@ -316,6 +315,8 @@ class Engine:
         else:
             rules = self.robots.learn(host, status, o.robots_text)
         self.slots.closed.discard(host)
+        if rules.sitemaps:
+            self.spider._robots_sitemaps[host] = rules.sitemaps
         delay = rules.crawl_delay(self.user_agent)
         if delay:
             self.slots.set_min_delay(host, delay)
@@ -427,14 +428,24 @@ class Engine:
                 if o.lease is None:
                     self._learn_robots(o, now)
                     continue
+                host = request.host
                 if o.fetched:
-                    self.slots.release(request.host)
+                    self.slots.release(host)
+                    stats.requests += 1
                 acks.append(o.lease)
-                stats.requests += 1 + o.redirects
                 if o.status is not None:
-                    stats.pages += 1
                     stats.statuses[o.status] += 1
                     stats.bytes += o.nbytes
+                    if o.latency is not None:
+                        self.slots.observe(host, o.latency, o.status)
+                    if o.host_backoff is not None:
+                        self.slots.back_off(host, now + o.host_backoff)
+                    if o.redirect is not None:
+                        entry = self._admit(o.redirect)
+                        if entry is not None:
+                            entries.append(entry)
+                    else:
+                        stats.pages += 1
                 if o.retry_in is not None:
                     stats.retries += 1
                     request.attempt += 1

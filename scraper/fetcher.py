@@ -11,10 +11,10 @@ from __future__ import annotations
 import email.utils
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import requests
 import tenacity
@@ -26,14 +26,10 @@ from .exceptions import ConnectionFailed, FetchError, FetchTimeout, ResponseTooL
 from .http import Request
 from .response import Response
 
-__all__ = ["FetchConfig", "Fetcher", "RetryPolicy"]
+__all__ = ["FetchConfig", "Fetcher", "RetryPolicy", "redirect_request", "retry_after"]
 
 _REDIRECTS = {301, 302, 303, 307, 308}
 _CHUNK = 65536
-
-#: Called for each redirect hop with (original request, next URL); raises FetchError to stop.
-HopCheck = Callable[[Request, str], None]
-
 
 @dataclass(frozen=True)
 class FetchConfig:
@@ -44,25 +40,31 @@ class FetchConfig:
     connect_timeout: float
     read_timeout: float
     max_response_size: int
-    max_redirects: int
     pool_size: int
+    proxies: Mapping[str, str]
+    verify: bool | str
+    auth: tuple[str, str] | None = None
+    auth_domains: tuple[str, ...] = ()
 
     @classmethod
     def from_settings(cls, s: Mapping[str, Any]) -> FetchConfig:
         connect, read = s["timeout"]
+        auth = s["http_auth"]
         return cls(user_agent=s["user_agent"], headers=dict(s["headers"]),
                    connect_timeout=connect, read_timeout=read,
-                   max_response_size=s["max_response_size"], max_redirects=s["max_redirects"],
-                   pool_size=max(s["per_host_workers"], 1))
+                   max_response_size=s["max_response_size"],
+                   pool_size=max(s["per_host_workers"], 1),
+                   proxies=dict(s["proxy"]),
+                   verify=s["ca_bundle"] or s["tls_verify"],
+                   auth=(auth["username"], auth["password"]) if auth else None,
+                   auth_domains=tuple(auth["domains"]) if auth else ())
 
 
 class Fetcher:
     """Fetches requests on one thread's own Session; cookies are shared through one jar."""
 
-    def __init__(self, config: FetchConfig, cookies: RequestsCookieJar,
-                 hop_check: HopCheck | None = None) -> None:
+    def __init__(self, config: FetchConfig, cookies: RequestsCookieJar) -> None:
         self.config = config
-        self.hop_check = hop_check
         session = requests.Session()
         adapter = HTTPAdapter(pool_connections=16, pool_maxsize=config.pool_size, max_retries=0)
         session.mount("http://", adapter)
@@ -70,56 +72,46 @@ class Fetcher:
         session.headers["User-Agent"] = config.user_agent
         session.headers.update(config.headers)
         session.cookies = cookies  # a cookielib jar locks itself: safe to share
+        session.verify = config.verify
+        if config.verify is False:
+            # the user turned verification off on purpose; the engine logs it once
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+        session.trust_env = False  # proxies come from settings, not the environment
         self.session = session
 
     def close(self) -> None:
         self.session.close()
 
     def fetch(self, request: Request) -> Response:
-        """The final response (any status) after redirects; FetchError on failure."""
+        """One HTTP exchange. A redirect comes back as a 3xx Response with no body
+        (see ``redirect_request``); any other status with its body, read under the
+        size cap and the total deadline. FetchError on failure."""
         started = time.monotonic()
         deadline = started + self.config.read_timeout
-        history: list[Response] = []
-        method, url, body = request.method, request.url, request.body
-        visited = {url}
-        while True:
-            raw = self._send(request, method, url, body, deadline)
-            status = raw.status_code
-            location = raw.headers.get("Location") if status in _REDIRECTS else None
-            if location is None:
-                content = self._read(raw, request, deadline)
-                return Response(raw.url or url, status, raw.headers, content, request,
-                                history=history, elapsed=time.monotonic() - started)
+        raw = self._send(request, deadline)
+        status = raw.status_code
+        if status in _REDIRECTS and "Location" in raw.headers:
             raw.close()
-            hop = Response(url, status, raw.headers, b"", request)
-            history.append(hop)
-            if len(history) > self.config.max_redirects:
-                raise FetchError(f"more than {self.config.max_redirects} redirects from {request.url}",
-                                 request=request, response=hop, kind="too-many-redirects")
-            url = urljoin(url, location.strip())
-            if not url.startswith(("http://", "https://")):
-                raise FetchError(f"redirect to a non-http URL {url!r} from {request.url}",
-                                 request=request, response=hop, kind="bad-redirect")
-            url = url.split("#", 1)[0]
-            if url in visited:
-                raise FetchError(f"redirect loop at {url} from {request.url}",
-                                 request=request, response=hop, kind="redirect-loop")
-            visited.add(url)
-            if self.hop_check is not None:
-                self.hop_check(request, url)
-            if status == 303 or (status in (301, 302) and method == "POST"):
-                method, body = "GET", None
+            content = b""
+        else:
+            content = self._read(raw, request, deadline)
+        return Response(request.url, status, raw.headers, content, request,
+                        elapsed=time.monotonic() - started)
 
-    def _send(self, request: Request, method: str, url: str, body: bytes | None,
-              deadline: float) -> requests.Response:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise FetchTimeout(f"timed out fetching {url}", request=request)
+    def _send(self, request: Request, deadline: float) -> requests.Response:
+        url = request.url
+        meta = request.meta
+        proxy = meta.get("proxy")
+        proxies = {"http": proxy, "https": proxy} if proxy else self.config.proxies
+        auth = meta.get("http_auth")
+        if auth is None and self.config.auth is not None and _host_in(url, self.config.auth_domains):
+            auth = self.config.auth
         try:
             return self.session.request(
-                method, url, headers=request.headers, data=body, cookies=request.cookies,
-                allow_redirects=False, stream=True,
-                timeout=(self.config.connect_timeout, min(self.config.read_timeout, remaining)))
+                request.method, url, headers=request.headers, data=request.body,
+                cookies=request.cookies, allow_redirects=False, stream=True,
+                proxies=proxies or None, auth=tuple(auth) if auth else None,
+                timeout=(self.config.connect_timeout, self.config.read_timeout))
         except Exception as e:
             raise _translate(e, request, url) from e
 
@@ -157,6 +149,39 @@ class Fetcher:
             raise _translate(e, request, raw.url) from e
         raw.close()
         return b"".join(chunks)
+
+
+def redirect_request(response: Response, max_redirects: int) -> Request:
+    """The request that follows a 3xx response; FetchError for a loop, too many hops,
+    or a non-http target. The chain so far travels in ``meta["redirect_chain"]``."""
+    request = response.request
+    chain = list(request.meta.get("redirect_chain") or ())
+    chain.append([request.url, response.status])
+    if len(chain) > max_redirects:
+        raise FetchError(f"more than {max_redirects} redirects from {chain[0][0]}",
+                         request=request, response=response, kind="too-many-redirects")
+    url = urljoin(request.url, (response.headers.get("Location") or "").strip()).split("#", 1)[0]
+    if not url.startswith(("http://", "https://")):
+        raise FetchError(f"redirect to a non-http URL {url!r} from {request.url}",
+                         request=request, response=response, kind="bad-redirect")
+    if any(url == hop[0] for hop in chain):
+        raise FetchError(f"redirect loop at {url} from {chain[0][0]}",
+                         request=request, response=response, kind="redirect-loop")
+    changes: dict[str, Any] = {"url": url, "meta": {**request.meta, "redirect_chain": chain}}
+    post_to_get = response.status == 303 or (response.status in (301, 302) and request.method == "POST")
+    if post_to_get and request.method != "HEAD":
+        headers = {k: v for k, v in (request.headers or {}).items()
+                   if k.lower() not in ("content-type", "content-length")}
+        changes.update(method="GET", headers=headers or None)
+    new = request.replace(**changes)
+    if post_to_get:
+        new.body = None
+    return new
+
+
+def _host_in(url: str, domains: tuple[str, ...]) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    return any(host == d or host.endswith("." + d) for d in domains)
 
 
 def _socket_of(stream: Any) -> socket.socket | None:
@@ -200,7 +225,8 @@ class RetryPolicy:
     """
 
     def __init__(self, attempts: int, statuses: tuple[int, ...], backoff: float,
-                 backoff_max: float) -> None:
+                 backoff_max: float, retry_after_max: float = 300.0) -> None:
+        self.retry_after_max = retry_after_max
         self.attempts = attempts
         self.statuses = frozenset(statuses)
         self._retry = (tenacity.retry_if_exception_type((FetchTimeout, ConnectionFailed))
@@ -213,7 +239,7 @@ class RetryPolicy:
     @classmethod
     def from_settings(cls, s: Mapping[str, Any]) -> RetryPolicy:
         return cls(s["retry.attempts"], s["retry.statuses"], s["retry.backoff"],
-                   s["retry.backoff_max"])
+                   s["retry.backoff_max"], s["retry.retry_after_max"])
 
     def backoff(self, attempt: int) -> float:
         """The back-off before attempt ``attempt + 1``, whatever failed."""
@@ -221,12 +247,19 @@ class RetryPolicy:
         state.attempt_number = attempt
         return min(self._wait(state), self.backoff_max)
 
+    def host_backoff(self, attempt: int, response: Response) -> float:
+        """How long a host that answered 429/503 should get no requests."""
+        after = retry_after(response.headers.get("Retry-After"))
+        if after is not None:
+            return min(after, self.retry_after_max)
+        return self.backoff(attempt)
+
     def delay(self, attempt: int, *, response: Response | None = None,
               error: BaseException | None = None) -> float | None:
         """Seconds to wait before attempt ``attempt + 1``, or None if not to retry.
 
         ``attempt`` counts from 1. ``Retry-After`` (seconds or an HTTP date) wins
-        over the back-off when present, capped at ``retry.backoff_max``.
+        over the back-off when present, capped at ``retry.retry_after_max``.
         """
         state = tenacity.RetryCallState(None, None, (), {})  # type: ignore[arg-type]
         state.attempt_number = attempt
@@ -236,12 +269,11 @@ class RetryPolicy:
             state.set_result(response)
         if not self._retry(state) or self._stop(state):
             return None
-        wait = self._wait(state)
         if response is not None:
             after = retry_after(response.headers.get("Retry-After"))
             if after is not None:
-                wait = after
-        return min(wait, self.backoff_max)
+                return min(after, self.retry_after_max)
+        return min(self._wait(state), self.backoff_max)
 
 
 def retry_after(value: str | None) -> float | None:

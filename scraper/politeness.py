@@ -9,6 +9,7 @@ requests to other hosts. A host is ``scheme://host:port``.
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,9 +24,15 @@ log = logging.getLogger(__name__)
 class HostSlots:
     """In-flight counts, next-allowed times and per-host delays."""
 
-    def __init__(self, per_host: int, delay: float) -> None:
+    def __init__(self, per_host: int, delay: float, *, randomize: bool = False,
+                 autothrottle: bool = False, target: float = 2.0, max_delay: float = 60.0) -> None:
         self.per_host = per_host
         self.delay = delay
+        self.randomize = randomize
+        self.autothrottle = autothrottle
+        self.target = target
+        self.max_delay = max_delay
+        self.min_delay: dict[str, float] = {}    # floors per host (robots Crawl-delay)
         self.in_flight: dict[str, int] = {}
         self.next_allowed: dict[str, float] = {}
         self.host_delay: dict[str, float] = {}   # hosts whose delay differs (Crawl-delay)
@@ -33,12 +40,14 @@ class HostSlots:
 
     @classmethod
     def from_settings(cls, s: Mapping[str, Any]) -> HostSlots:
-        return cls(s["per_host_workers"], s["delay"])
+        return cls(s["per_host_workers"], s["delay"], randomize=s["randomize_delay"],
+                   autothrottle=s["autothrottle"], target=s["autothrottle_target"],
+                   max_delay=s["autothrottle_max_delay"])
 
     @property
     def default_room(self) -> int:
         """Room for a host with nothing in flight and no pending delay."""
-        return 1 if self.delay > 0 else self.per_host
+        return 1 if self.delay > 0 or self.autothrottle else self.per_host
 
     def delay_of(self, host: str) -> float:
         return self.host_delay.get(host, self.delay)
@@ -46,7 +55,26 @@ class HostSlots:
     def set_min_delay(self, host: str, delay: float) -> None:
         """Make ``host``'s delay at least ``delay`` seconds (robots Crawl-delay)."""
         if delay > self.delay:
-            self.host_delay[host] = delay
+            self.min_delay[host] = delay
+            self.host_delay[host] = max(delay, self.host_delay.get(host, 0.0))
+
+    def back_off(self, host: str, until: float) -> None:
+        """Give ``host`` no room until ``until`` (after a 429 or 503), for every worker."""
+        if until > self.next_allowed.get(host, 0.0):
+            self.next_allowed[host] = until
+
+    def observe(self, host: str, latency: float, status: int) -> None:
+        """Adaptive throttle: move the host's delay toward latency / target concurrency;
+        an error answer never shortens it."""
+        if not self.autothrottle:
+            return
+        current = self.host_delay.get(host, self.delay)
+        wanted = (current + latency / self.target) / 2
+        floor = max(self.delay, self.min_delay.get(host, 0.0))
+        wanted = max(floor, min(self.max_delay, wanted))
+        if status >= 300 and wanted < current:
+            return
+        self.host_delay[host] = wanted
 
     def room(self, now: float) -> dict[str, int]:
         """Room for every host that is constrained now; others have ``default_room``."""
@@ -71,7 +99,9 @@ class HostSlots:
         self.in_flight[host] = self.in_flight.get(host, 0) + 1
         delay = self.delay_of(host)
         if delay > 0:
-            self.next_allowed[host] = now + delay
+            if self.randomize:
+                delay *= random.uniform(0.5, 1.5)
+            self.next_allowed[host] = max(now + delay, self.next_allowed.get(host, 0.0))
 
     def release(self, host: str) -> None:
         """A request to ``host`` has finished."""

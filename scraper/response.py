@@ -59,7 +59,7 @@ class Response:
         self.headers = headers
         self.content = content
         self.request = request
-        self.history = history or []
+        self._history = history
         self.elapsed = elapsed
         self._encoding: str | None = None
         self._text: str | None = None
@@ -72,6 +72,14 @@ class Response:
         return f"<{self.status} {self.url}>"
 
     # -- metadata ------------------------------------------------------------
+    @property
+    def history(self) -> list[Response]:
+        """The redirect hops that led here, oldest first (each with url and status)."""
+        if self._history is None:
+            chain = self.request.meta.get("redirect_chain") or ()
+            self._history = [Response(url, status, {}, b"", self.request) for url, status in chain]
+        return self._history
+
     @property
     def meta(self) -> dict[str, Any]:
         """The request's ``meta`` dict."""

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .http import Request
+from .http import Request, host_key
 
 if TYPE_CHECKING:
     from .response import Response
@@ -34,9 +34,17 @@ class Spider:
     settings: Mapping[str, Any]
 
     def __init__(self, **kwargs: Any) -> None:
+        self._robots_sitemaps = {}
         for key, value in kwargs.items():
             setattr(self, key, value)
         self.logger = logging.getLogger(self.name or type(self).__name__)
+
+    def sitemaps_for(self, url: str) -> list[str]:
+        """The Sitemap URLs the robots.txt of ``url``'s host declares (empty when that
+        robots.txt is not known: not fetched yet, or ``obey_robots`` is off)."""
+        return list(self._robots_sitemaps.get(host_key(url), ()))
+
+    _robots_sitemaps: dict[str, list[str]] = {}
 
     def start_requests(self) -> Iterable[Request]:
         """The first requests: by default one GET per URL of ``start_urls``."""

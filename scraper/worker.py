@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .exceptions import CloseSpider, FetchError, HttpError
-from .fetcher import Fetcher, RetryPolicy
+from .fetcher import Fetcher, RetryPolicy, redirect_request
 from .http import Request
 from .response import Response
 from .spider import Spider
@@ -25,6 +25,8 @@ from .spider import Spider
 __all__ = ["Failure", "Outcome", "Worker"]
 
 log = logging.getLogger(__name__)
+
+_REDIRECTS = frozenset((301, 302, 303, 307, 308))
 
 
 @dataclass(slots=True)
@@ -51,7 +53,6 @@ class Outcome:
     request: Request
     status: int | None = None          # final HTTP status, if a response came
     nbytes: int = 0
-    redirects: int = 0
     error: str | None = None           # stats kind of a final failure
     retry_in: float | None = None      # seconds until the retry, if retried
     items: list[Any] = field(default_factory=list)
@@ -62,17 +63,23 @@ class Outcome:
     response_url: str | None = None
     fetched: bool = True               # False for requests refused before fetching
     robots_text: str | None = None     # the body, for a robots.txt task
+    redirect: Request | None = None    # the next hop, for a followed 3xx
+    host_backoff: float | None = None  # seconds the whole host should wait (429/503)
+    latency: float | None = None       # seconds to fetch, for the adaptive throttle
 
 
 class Worker(threading.Thread):
     """One fetching thread with its own Fetcher (and so its own requests.Session)."""
 
     def __init__(self, index: int, spider: Spider, fetcher: Fetcher, retry: RetryPolicy,
-                 tasks: queue.Queue[Any], results: queue.Queue[Any]) -> None:
+                 tasks: queue.Queue[Any], results: queue.Queue[Any], *,
+                 max_redirects: int = 10, offsite: Callable[[str], bool] | None = None) -> None:
         super().__init__(name=f"worker-{index}", daemon=True)
         self.spider = spider
         self.fetcher = fetcher
         self.retry = retry
+        self.max_redirects = max_redirects
+        self.offsite = offsite
         self.tasks = tasks
         self.results = results
         self.handle_statuses = frozenset(getattr(spider, "handle_statuses", ()) or ())
@@ -113,13 +120,18 @@ class Worker(threading.Thread):
                 return out
             self._fail(out, Failure(request, e, e.response))
             return out
-        out.status = response.status
+        status = out.status = response.status
         out.nbytes = len(response.content)
-        out.redirects = len(response.history)
+        out.latency = response.elapsed
         out.response_url = response.url
-        status = response.status
-        if 200 <= status < 300 or status in self.handle_statuses or status in (
-                request.meta.get("handle_statuses") or ()):
+        handled = 200 <= status < 300 or status in self.handle_statuses or status in (
+            request.meta.get("handle_statuses") or ())
+        if status in (429, 503):
+            out.host_backoff = self.retry.host_backoff(request.attempt + 1, response)
+        if not handled and status in _REDIRECTS and "Location" in response.headers:
+            self._redirect(out, response)
+            return out
+        if handled:
             self._call(out, self._method(request.callback, "parse"), (response,), request.cb_kwargs)
             return out
         delay = self.retry.delay(request.attempt + 1, response=response)
@@ -130,11 +142,29 @@ class Worker(threading.Thread):
         self._fail(out, Failure(request, HttpError(response), response))
         return out
 
+    def _redirect(self, out: Outcome, response: Response) -> None:
+        """Hand the next hop to the coordinator (which de-duplicates it and applies robots
+        and politeness to its host), or fail the request: loop, too many hops, off-site."""
+        try:
+            nxt = redirect_request(response, self.max_redirects)
+            if self.offsite is not None and self.offsite(nxt.url):
+                raise FetchError(f"redirect from {response.request.url} to off-site {nxt.url}",
+                                 request=response.request, response=response, kind="offsite")
+        except FetchError as e:
+            self._fail(out, Failure(response.request, e, response))
+            return
+        out.redirect = nxt
+
     def fetch_robots(self, request: Request) -> Outcome:
-        """Fetch a robots.txt (no callback; the coordinator parses it)."""
+        """Fetch a robots.txt, following up to 5 redirects (no callback; the coordinator
+        parses it)."""
         out = Outcome(None, request)
         try:
             response = self.fetcher.fetch(request)
+            for _ in range(5):
+                if response.status not in _REDIRECTS or "Location" not in response.headers:
+                    break
+                response = self.fetcher.fetch(redirect_request(response, 5))
         except FetchError as e:
             out.error = e.kind
             return out

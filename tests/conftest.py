@@ -30,6 +30,8 @@ class Hit:
     path: str
     headers: dict[str, str]
     body: bytes
+    handler: Any = None  # the BaseHTTPRequestHandler, for routes that write raw bytes
+    at: float = 0.0      # time.monotonic() when it arrived
 
 
 @dataclass
@@ -63,7 +65,8 @@ class Site:
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                hit = Hit(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                hit = Hit(self.command, self.path, {k.lower(): v for k, v in self.headers.items()},
+                          body, self, time.monotonic())
                 with site.lock:
                     site.hits.append(hit)
                     site.in_flight += 1

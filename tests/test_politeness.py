@@ -1,0 +1,130 @@
+"""Per-host politeness: delay per host without slowing other hosts, per-host limits,
+back-off of a whole host after 429/503, randomised delay and the adaptive throttle."""
+
+import time
+
+import pytest
+
+from scraper import Request, Spider
+
+from .conftest import Reply, Site, crawl, page
+
+
+@pytest.fixture
+def other_site():
+    s = Site()
+    yield s
+    s.close()
+
+
+def _spider(urls):
+    class S(Spider):
+        name = "polite"
+
+        def start_requests(self):
+            for u in urls:
+                yield Request(u)
+
+        def parse(self, response):
+            yield {"url": response.url, "t": time.monotonic()}
+    return S
+
+
+def _gaps(site, prefix="/p"):
+    times = sorted(h.at for h in site.hits if h.path.startswith(prefix))
+    return [b - a for a, b in zip(times, times[1:])]
+
+
+def test_delay_spaces_requests_to_one_host_whatever_the_workers(site, other_site):
+    for i in range(50):
+        site.route(f"/p{i}", page())
+        other_site.route(f"/p{i}", page())
+    urls = [f"{site.url}/p{i}" for i in range(50)] + [f"{other_site.url}/p{i}" for i in range(50)]
+    t0 = time.monotonic()
+    stats, items = crawl(_spider(urls), {"delay": 0.2, "workers": 16})
+    took = time.monotonic() - t0
+    assert len(items) == 100
+    # 49 gaps of 0.2 s on each host, the two hosts in parallel: ~10 s, not 20 s or 10/16 s
+    assert 9.5 <= took < 14, took
+    assert min(_gaps(site)) >= 0.19
+    assert min(_gaps(other_site)) >= 0.19
+    assert site.max_in_flight == 1
+
+
+def test_a_slow_host_does_not_slow_another(site, other_site):
+    site.route("/robots.txt", "User-agent: *\nCrawl-delay: 0.2\n", content_type="text/plain")
+    for i in range(50):
+        site.route(f"/p{i}", page())
+        other_site.route(f"/p{i}", page())
+    urls = [f"{site.url}/p{i}" for i in range(50)] + [f"{other_site.url}/p{i}" for i in range(50)]
+    t0 = time.monotonic()
+    stats, items = crawl(_spider(urls), {"workers": 16, "obey_robots": True})
+    by_host = {}
+    for item in items:
+        by_host.setdefault(item["url"].rsplit("/", 1)[0], []).append(item["t"] - t0)
+    assert max(by_host[other_site.url]) < 2.0       # not held back by the delayed host
+    assert max(by_host[site.url]) >= 9.5             # 49 gaps of 0.2 s
+    assert min(_gaps(site)) >= 0.19
+
+
+def test_per_host_workers_bounds_concurrency_per_host(site, other_site):
+    for i in range(12):
+        site.route(f"/p{i}", Reply(page(), delay=0.2))
+        other_site.route(f"/p{i}", Reply(page(), delay=0.2))
+    urls = [f"{site.url}/p{i}" for i in range(12)] + [f"{other_site.url}/p{i}" for i in range(12)]
+    stats, items = crawl(_spider(urls), {"workers": 8, "per_host_workers": 2})
+    assert len(items) == 24
+    assert site.max_in_flight == 2 and other_site.max_in_flight == 2
+
+
+def test_429_with_retry_after_backs_off_the_whole_host(site):
+    calls = {"n": 0}
+
+    def limited(hit):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            return Reply("slow down", status=429, headers={"Retry-After": "1"})
+        return Reply(page())
+    site.route("/p0", limited)
+    for i in range(1, 6):
+        site.route(f"/p{i}", page())
+    urls = [f"{site.url}/p{i}" for i in range(6)]
+    stats, items = crawl(_spider(urls), {"workers": 4, "per_host_workers": 1})
+    assert len(items) == 6 and stats.retries == 1
+    first = site.hits[0]
+    assert first.path == "/p0"
+    # no request at all reached the host for the Retry-After second
+    assert site.hits[1].at - first.at >= 0.95
+
+
+def test_503_backs_off_host_for_every_worker(site):
+    answers = iter([503])
+    site.route("/p0", lambda hit: Reply("busy", status=next(answers, 200)))
+    for i in range(1, 4):
+        site.route(f"/p{i}", Reply(page(), delay=0.05))
+    urls = [f"{site.url}/p{i}" for i in range(4)]
+    stats, items = crawl(_spider(urls), {"workers": 4, "per_host_workers": 1,
+                                         "retry.backoff": 0.5})
+    assert len(items) == 4
+    first_503 = site.hits[0].at
+    assert all(h.at - first_503 >= 0.45 for h in site.hits[1:])
+
+
+def test_randomize_delay_varies_the_gaps(site):
+    for i in range(12):
+        site.route(f"/p{i}", page())
+    crawl(_spider([f"{site.url}/p{i}" for i in range(12)]),
+          {"delay": 0.1, "randomize_delay": True})
+    gaps = _gaps(site)
+    assert all(g >= 0.045 for g in gaps)
+    assert max(gaps) - min(gaps) > 0.02
+
+
+def test_autothrottle_lowers_concurrency_toward_target(site):
+    for i in range(30):
+        site.route(f"/p{i}", Reply(page(), delay=0.1))
+    urls = [f"{site.url}/p{i}" for i in range(30)]
+    stats, items = crawl(_spider(urls), {"workers": 8, "per_host_workers": 8,
+                                         "autothrottle": True, "autothrottle_target": 1.0})
+    assert len(items) == 30
+    assert site.max_in_flight <= 2
