@@ -24,7 +24,7 @@ from typing import Any, NoReturn
 from . import __version__
 from .config import parse_cli_settings
 from .exceptions import ConfigError, ScraperError, SpiderError, SpiderNotFound
-from .runner import Crawl, list_spiders, prepare
+from .runner import Crawl, list_spiders, prepare, retry_failed
 
 __all__ = ["main"]
 
@@ -58,6 +58,19 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("-a", dest="spider_args", metavar="KEY=VALUE", action="append", default=[],
                      help="set a spider attribute (a string), e.g. -a category=books")
     run.add_argument("--summary", metavar="PATH", help="also write the run summary as JSON to PATH")
+    run.add_argument("--job-dir", metavar="DIR",
+                     help="make the crawl persistent in DIR: stopped in any way (even killed) and "
+                          "started again with the same command, it goes on where it was")
+    run.add_argument("--force-resume", action="store_true",
+                     help="resume a job dir even though the spider's start requests (or the "
+                          "fingerprint version) changed")
+
+    rf = sub.add_parser("retry-failed", help="put a job's failed requests back in its queue",
+                        description="Put the requests of --job-dir DIR that failed after their "
+                                    "last retry back in its frontier; run the crawl again to fetch them.")
+    rf.add_argument("name", metavar="NAME", help="the spider's name")
+    rf.add_argument("--job-dir", metavar="DIR", required=True, help="the job dir")
+    rf.add_argument("--config", metavar="PATH", help="config file (default: ./config.yaml if present)")
 
     lst = sub.add_parser("list", help="print the name of every spider, one a line",
                          description="Print each spider's name, one a line, on stdout.")
@@ -94,6 +107,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "demo":
             return _demo(args)
+        if args.command == "retry-failed":
+            n = retry_failed(args.name, args.job_dir, args.config)
+            sys.stderr.write(f"{n} failed request(s) put back in {args.job_dir}; run the crawl "
+                             "again to fetch them\n")
+            return 0
         return _run(args)
     except (ConfigError, SpiderNotFound, SpiderError) as e:
         sys.stderr.write(f"scraper: error: {e}\n")
@@ -120,7 +138,8 @@ def _run(args: argparse.Namespace, extra_args: dict[str, str] | None = None) -> 
     crawl = prepare(args.name, config_path=args.config,
                     settings=parse_cli_settings(args.settings),
                     spider_args={**_spider_args(getattr(args, "spider_args", [])), **(extra_args or {})},
-                    outputs=_outputs(args))
+                    outputs=_outputs(args), job_dir=getattr(args, "job_dir", None),
+                    force_resume=getattr(args, "force_resume", False))
     summary_path = getattr(args, "summary", None)
     if summary_path:
         _check_writable(summary_path)
@@ -141,6 +160,8 @@ def _execute(crawl: Crawl, summary_path: str | None) -> int:
     try:
         stats = crawl.run(on_progress=progress, progress_interval=progress.interval(
             crawl.settings["progress_interval"]))
+    except ConfigError:
+        raise  # found before anything was fetched (a job dir mismatch): a usage error
     except Exception as e:
         log.error("crawl aborted: %s", e, exc_info=not isinstance(e, ScraperError))
         stats = crawl.engine.stats if crawl.engine is not None else None

@@ -32,6 +32,7 @@ from requests.cookies import RequestsCookieJar
 from .exceptions import RobotsBlocked
 from .fetcher import FetchConfig, Fetcher, RetryPolicy
 from .http import Request, host_key
+from .job import Job, start_hash
 from .pipelines import PipelineChain
 from .politeness import HostSlots, RobotsState
 from .spider import Spider
@@ -53,12 +54,14 @@ class Engine:
 
     def __init__(self, spider: Spider, settings: Any, pipelines: PipelineChain, *,
                  backend: Backend | None = None,
+                 job: Job | None = None,
                  on_progress: Callable[[dict[str, Any]], None] | None = None,
                  progress_interval: float | None = None) -> None:
         self.spider = spider
         self.settings = settings
         self.pipelines = pipelines
         self.backend = backend or MemoryBackend()
+        self.job = job
         self.on_progress = on_progress
         self.stats = Stats(spider.name)
         self.slots = HostSlots.from_settings(settings)
@@ -99,6 +102,13 @@ class Engine:
         """Crawl until the frontier is empty, a limit is reached, or ``stop`` is called."""
         spider = self.spider
         spider.settings = self.settings
+        if self.job is not None and self.job.resumed:
+            back = self.backend.frontier.requeue_all()  # type: ignore[attr-defined]
+            snap = self.job.stats()
+            if snap:
+                self.stats.restore(dict(snap))
+            log.info("resuming job: %d requests queued (%d were in flight when it stopped)",
+                     self.backend.frontier.pending(), back)
         self.pipelines.open(spider)
         try:
             spider.opened()
@@ -145,27 +155,39 @@ class Engine:
         if self.pipelines.dropped:
             stats.filtered["dropped-item"] += self.pipelines.dropped
         stats.finished = time.time()
+        if self.job is not None:
+            try:
+                with self.backend.transaction():
+                    self.job.save({}, stats.snapshot(), [])
+            except Exception:
+                log.exception("could not save the job's final stats")
         self._report(final=True)
 
     # -- scheduling ----------------------------------------------------------
     def _seed(self, requests: Iterable[Any]) -> None:
-        entries: list[Entry] = []
+        starts: list[Request] = []
         try:
             for r in requests:
                 if isinstance(r, Request):
                     r.depth = 0
-                    entry = self._admit(r)
-                    if entry is not None:
-                        entries.append(entry)
+                    starts.append(r)
                 else:
                     self.stats.error("bad-output")
                     log.error("start_requests yielded %s; expected a Request", type(r).__name__)
         except Exception:
             self.stats.error("start-requests")
             log.exception("start_requests raised; continuing with the %d requests it gave",
-                          len(entries))
+                          len(starts))
+        job = self.job
+        digest = start_hash([r.fingerprint for r in starts]) if job is not None else ""
+        if job is not None and not job.check_start(digest):
+            return  # resuming: the frontier already holds everything
+        entries = [e for e in map(self._admit, starts) if e is not None]
         with self.backend.transaction():
             self.backend.frontier.push(entries)
+            if job is not None:
+                job.started(digest)
+                job.save(self.pipelines.positions(), self.stats.snapshot(), [])
 
     def _admit(self, r: Request) -> Entry | None:
         """The frontier entry for a new request, or None if it is filtered out."""
@@ -421,6 +443,7 @@ class Engine:
         now = time.time()
         acks: list[Any] = []
         entries: list[Entry] = []
+        dead: list[tuple[str, str]] = []
         with self.backend.transaction():
             for o in outcomes:
                 request = o.request
@@ -454,6 +477,13 @@ class Engine:
                         entries.append(Entry(request.host, data, request.priority, now + o.retry_in))
                 elif o.error is not None:
                     stats.errors[o.error] += 1
+                    if o.dead:
+                        stats.dead += 1
+                        if self.job is not None:
+                            request.attempt = 0
+                            data = self._encode(request)
+                            if data is not None:
+                                dead.append((data, o.error))
                 if o.callback_errors:
                     stats.errors["callback"] += o.callback_errors
                 if o.bad_outputs:
@@ -472,6 +502,8 @@ class Engine:
             frontier.ack(acks)
             if entries:
                 frontier.push(entries)
+            if self.job is not None:
+                self.job.save(self.pipelines.positions(), stats.snapshot(), dead)
         if self.max_pages is not None and stats.pages >= self.max_pages:
             self._begin_stop("max_pages")
 

@@ -247,6 +247,13 @@ class RetryPolicy:
         state.attempt_number = attempt
         return min(self._wait(state), self.backoff_max)
 
+    def retryable(self, *, response: Response | None = None,
+                  error: BaseException | None = None) -> bool:
+        """Whether this kind of failure is one that is retried (whatever the attempt)."""
+        if error is not None:
+            return isinstance(error, (FetchTimeout, ConnectionFailed))
+        return response is not None and response.status in self.statuses
+
     def host_backoff(self, attempt: int, response: Response) -> float:
         """How long a host that answered 429/503 should get no requests."""
         after = retry_after(response.headers.get("Retry-After"))

@@ -11,6 +11,7 @@ import csv
 import dataclasses
 import datetime as dt
 import decimal
+import io
 import json
 import logging
 import os
@@ -22,7 +23,7 @@ from typing import IO, Any, Protocol
 
 from .exceptions import ConfigError, StorageError
 
-__all__ = ["Output", "item_to_dict", "open_output", "output_type"]
+__all__ = ["Output", "item_to_dict", "open_output", "output_path", "output_type"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,8 @@ class Output(Protocol):
     def write(self, item: dict[str, Any]) -> None: ...
 
     def flush(self) -> None: ...
+
+    def position(self) -> int: ...
 
     def close(self) -> None: ...
 
@@ -89,50 +92,73 @@ def output_type(spec: Mapping[str, Any]) -> str:
     return kind
 
 
-def open_output(spec: Mapping[str, Any], spider: str) -> Output:
-    """Open (create, append to, or overwrite) the output ``spec`` names."""
+def open_output(spec: Mapping[str, Any], spider: str, *, resume_at: int | None = None) -> Output:
+    """Open the output ``spec`` names: appended to, overwritten (``overwrite: true``), or,
+    when a job resumes, cut back to ``resume_at`` (its last committed position)."""
     raw_path = str(spec["path"])
     kind = output_type(spec)
-    overwrite = bool(spec.get("overwrite", False))
+    overwrite = bool(spec.get("overwrite", False)) and resume_at is None
     if raw_path == "-":
         return StdoutOutput()
+    path = output_path(spec, spider)
     try:
-        path = raw_path.format(spider=spider)
-    except (KeyError, IndexError, ValueError) as e:
-        raise ConfigError(f"output {raw_path}: bad placeholder {e} (only {{spider}} is known)") from None
-    parent = Path(path).parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if os.path.isdir(path):
+            raise ConfigError(f"output {path}: is a directory")
+        if kind == "sqlite":
+            return SqliteOutput(path, overwrite, spec.get("table") or spider, resume_at)
+        if resume_at is not None:
+            _cut_back(path, resume_at)
         if kind == "jsonl":
             return JsonLinesOutput(path, overwrite)
         if kind == "json":
             return JsonArrayOutput(path, overwrite)
-        if kind == "csv":
-            fields = spec.get("fields")
-            if fields is not None and (not isinstance(fields, list) or not all(isinstance(f, str) for f in fields)):
-                raise ConfigError(f"output {path}: fields must be a list of column names")
-            return CsvOutput(path, overwrite, fields)
-        return SqliteOutput(path, overwrite, spec.get("table") or spider)
+        fields = spec.get("fields")
+        if fields is not None and (not isinstance(fields, list) or not all(isinstance(f, str) for f in fields)):
+            raise ConfigError(f"output {path}: fields must be a list of column names")
+        return CsvOutput(path, overwrite, fields)
     except OSError as e:
         raise ConfigError(f"output {path}: cannot open ({e.strerror or e})") from None
     except sqlite3.Error as e:
         raise ConfigError(f"output {path}: cannot open as SQLite ({e})") from None
 
 
+def output_path(spec: Mapping[str, Any], spider: str) -> str:
+    """The output's path with ``{spider}`` filled in."""
+    raw_path = str(spec["path"])
+    try:
+        return raw_path.format(spider=spider)
+    except (KeyError, IndexError, ValueError) as e:
+        raise ConfigError(f"output {raw_path}: bad placeholder {e} (only {{spider}} is known)") from None
+
+
+def _cut_back(path: str, position: int) -> None:
+    """Drop what was written after the last committed position (a crash's leftovers)."""
+    size = os.path.getsize(path) if os.path.exists(path) else 0
+    if size > position:
+        os.truncate(path, position)
+    elif size < position:
+        log.warning("output %s is shorter than the job recorded (%d < %d bytes); it was "
+                    "changed outside the crawl; appending to it as it is", path, size, position)
+
+
 class _FileOutput:
-    """A text file opened for appending (or truncated when overwriting)."""
+    """A file written in binary append mode, so its byte position is exact."""
 
     def __init__(self, path: str, overwrite: bool) -> None:
         self.path = path
-        if os.path.isdir(path):
-            raise ConfigError(f"output {path}: is a directory")
-        self.file: IO[str] = open(path, "w" if overwrite else "a", encoding="utf-8", newline="")
+        self.file: IO[bytes] = open(path, "wb" if overwrite else "ab")
 
     def flush(self) -> None:
         try:
             self.file.flush()
         except OSError as e:
             raise StorageError(f"output {self.path}: {e.strerror or e}") from e
+
+    def position(self) -> int:
+        """Bytes written so far, flushed to the OS (what a job records as committed)."""
+        self.flush()
+        return self.file.tell()
 
     def close(self) -> None:
         if not self.file.closed:
@@ -141,7 +167,7 @@ class _FileOutput:
 
     def _write(self, text: str) -> None:
         try:
-            self.file.write(text)
+            self.file.write(text.encode("utf-8"))
         except OSError as e:
             raise StorageError(f"output {self.path}: {e.strerror or e}") from e
 
@@ -164,12 +190,17 @@ class StdoutOutput:
     def flush(self) -> None:
         sys.stdout.flush()
 
+    def position(self) -> int:
+        self.flush()
+        return 0
+
     def close(self) -> None:
         self.flush()
 
 
 class JsonArrayOutput(_FileOutput):
-    """A JSON array; appending to an existing array continues it, so the file stays valid."""
+    """A JSON array; appending to an existing array continues it, so the file stays valid.
+    Its position excludes the closing bracket, which ``close`` writes."""
 
     def __init__(self, path: str, overwrite: bool) -> None:
         self.count = 0
@@ -181,15 +212,15 @@ class JsonArrayOutput(_FileOutput):
 
     def _reopen_array(self, path: str) -> None:
         with open(path, "rb+") as f:
-            data = f.read()
-            stripped = data.rstrip()
-            if not stripped.startswith(b"[") or not stripped.endswith(b"]"):
+            stripped = f.read().rstrip()
+            if stripped.endswith(b"]"):
+                stripped = stripped[:-1].rstrip()
+            if not stripped.startswith(b"["):
                 raise ConfigError(f"output {path}: exists and is not a JSON array "
                                   "(use -O to overwrite it)")
-            body = stripped[:-1].rstrip()
-            f.seek(len(body))
+            f.seek(len(stripped))
             f.truncate()
-            self.count = 0 if body == b"[" else 1
+            self.count = 0 if stripped == b"[" else 1
 
     def write(self, item: dict[str, Any]) -> None:
         self._write(("\n" if self.count == 0 else ",\n") + dumps(item))
@@ -212,10 +243,11 @@ class CsvOutput(_FileOutput):
                 existing = next(csv.reader(f), None)
         super().__init__(path, overwrite)
         self.fields: list[str] | None = existing or fields
-        self._writer = csv.writer(self.file)
+        self._buffer = io.StringIO()
+        self._writer = csv.writer(self._buffer)
         self._warned: set[str] = set()
         if self.fields and not existing:
-            self._writer.writerow(self.fields)
+            self._row(self.fields)
 
     def write(self, item: dict[str, Any]) -> None:
         if self.fields is None:
@@ -229,10 +261,10 @@ class CsvOutput(_FileOutput):
         self._row([_cell(item.get(k)) for k in self.fields])
 
     def _row(self, row: list[Any]) -> None:
-        try:
-            self._writer.writerow(row)
-        except OSError as e:
-            raise StorageError(f"output {self.path}: {e.strerror or e}") from e
+        self._writer.writerow(row)
+        self._write(self._buffer.getvalue())
+        self._buffer.seek(0)
+        self._buffer.truncate()
 
 
 def _cell(value: Any) -> Any:
@@ -249,12 +281,10 @@ def _quote(name: str) -> str:
 
 class SqliteOutput:
     """Items as rows of a table named after the spider; a new key adds a column;
-    lists and dicts are stored as JSON text."""
+    lists and dicts are stored as JSON text. Its position is the last committed row id."""
 
-    def __init__(self, path: str, overwrite: bool, table: str) -> None:
+    def __init__(self, path: str, overwrite: bool, table: str, resume_at: int | None = None) -> None:
         self.path = path
-        if os.path.isdir(path):
-            raise ConfigError(f"output {path}: is a directory")
         self.table = table
         self.db = sqlite3.connect(path, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -262,9 +292,12 @@ class SqliteOutput:
             self.db.execute(f"DROP TABLE IF EXISTS {_quote(table)}")
         self.db.execute(f"CREATE TABLE IF NOT EXISTS {_quote(table)} "
                         "(_id INTEGER PRIMARY KEY AUTOINCREMENT)")
+        if resume_at is not None:
+            self.db.execute(f"DELETE FROM {_quote(table)} WHERE _id > ?", (resume_at,))
         self.columns = {row[1] for row in self.db.execute(f"PRAGMA table_info({_quote(table)})")}
         self.db.commit()
         self._pending = 0
+        self._last_id = 0
 
     def write(self, item: dict[str, Any]) -> None:
         try:
@@ -276,7 +309,8 @@ class SqliteOutput:
             values = [_sql_value(item[k]) for k in keys]
             cols = ", ".join(_quote(k) for k in keys)
             marks = ", ".join("?" for _ in keys)
-            self.db.execute(f"INSERT INTO {_quote(self.table)} ({cols}) VALUES ({marks})", values)
+            cur = self.db.execute(f"INSERT INTO {_quote(self.table)} ({cols}) VALUES ({marks})", values)
+            self._last_id = cur.lastrowid or self._last_id
         except sqlite3.Error as e:
             raise StorageError(f"output {self.path}: {e}") from e
         self._pending += 1
@@ -289,6 +323,12 @@ class SqliteOutput:
         except sqlite3.Error as e:
             raise StorageError(f"output {self.path}: {e}") from e
         self._pending = 0
+
+    def position(self) -> int:
+        """The highest committed row id."""
+        self.flush()
+        row = self.db.execute(f"SELECT MAX(_id) FROM {_quote(self.table)}").fetchone()
+        return int(row[0] or 0)
 
     def close(self) -> None:
         self.flush()

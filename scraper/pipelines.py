@@ -94,6 +94,10 @@ class PipelineChain:
         for output in self.outputs:
             output.flush()
 
+    def positions(self) -> dict[str, int]:
+        """Each file output's committed position (flushing it first), by path."""
+        return {o.path: o.position() for o in self.outputs if o.path != "-"}
+
     def close(self, spider: Spider) -> None:
         """Close pipelines (in reverse) and outputs; errors are logged, not raised."""
         for p in reversed(self._opened):

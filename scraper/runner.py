@@ -8,6 +8,7 @@ tests all go through here.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,12 +19,16 @@ from .config import ConfigFile, Settings, load_config, merge_settings
 from .engine import Engine
 from .exceptions import ConfigError, SpiderError
 from .loader import find_spiders, load_spider
-from .outputs import Output, open_output
+from .http import host_key
+from .job import Job
+from .outputs import Output, open_output, output_path
 from .pipelines import PipelineChain, build_pipelines
 from .spider import Spider
 from .stats import Stats
+from .storage import Backend, Entry
+from .storage.sqlite import SQLiteBackend
 
-__all__ = ["Crawl", "build_crawl", "list_spiders", "prepare"]
+__all__ = ["Crawl", "build_crawl", "list_spiders", "prepare", "retry_failed"]
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +40,20 @@ class Crawl:
     spider: Spider
     settings: Settings
     pipelines: PipelineChain
+    backend: Backend | None = None
+    job: Job | None = None
     engine: Engine | None = field(default=None, init=False)
 
     def run(self, on_progress: Callable[[dict[str, Any]], None] | None = None,
             progress_interval: float | None = None) -> Stats:
-        self.engine = Engine(self.spider, self.settings, self.pipelines,
-                             on_progress=on_progress, progress_interval=progress_interval)
-        return self.engine.run()
+        self.engine = Engine(self.spider, self.settings, self.pipelines, backend=self.backend,
+                             job=self.job, on_progress=on_progress,
+                             progress_interval=progress_interval)
+        try:
+            return self.engine.run()
+        finally:
+            if self.backend is not None:
+                self.backend.close()
 
     def stop(self, reason: str = "interrupted") -> None:
         if self.engine is not None:
@@ -59,13 +71,15 @@ def prepare(name: str, *, config_path: str | Path | None = None,
             settings: Mapping[str, Any] | None = None,
             schedule_settings: Mapping[str, Any] | None = None,
             spider_args: Mapping[str, str] | None = None,
-            outputs: Sequence[Mapping[str, Any]] = ()) -> Crawl:
+            outputs: Sequence[Mapping[str, Any]] = (),
+            job_dir: str | Path | None = None, force_resume: bool = False) -> Crawl:
     """Find the spider ``name`` through the config and validate everything a crawl needs."""
     config: ConfigFile = load_config(config_path)
     base = merge_settings((config.source, config.settings))
     cls = load_spider(name, base["spiders_path"], config.base_dir)
     return build_crawl(cls, config=config, settings=settings, schedule_settings=schedule_settings,
-                       spider_args=spider_args, outputs=outputs)
+                       spider_args=spider_args, outputs=outputs, job_dir=job_dir,
+                       force_resume=force_resume)
 
 
 def build_crawl(cls: type[Spider], *, config: ConfigFile | None = None,
@@ -73,10 +87,12 @@ def build_crawl(cls: type[Spider], *, config: ConfigFile | None = None,
                 schedule_settings: Mapping[str, Any] | None = None,
                 spider_args: Mapping[str, str] | None = None,
                 outputs: Sequence[Mapping[str, Any]] = (),
-                pipelines: Sequence[Any] = ()) -> Crawl:
+                pipelines: Sequence[Any] = (),
+                job_dir: str | Path | None = None, force_resume: bool = False) -> Crawl:
     """A crawl of the spider class ``cls`` (settings layered over ``config``), not yet started.
 
-    ``pipelines`` are extra pipeline instances run after the configured ones.
+    ``pipelines`` are extra pipeline instances run after the configured ones. With
+    ``job_dir`` the crawl is persistent: it resumes what that job dir holds.
     """
     name = cls.name
     _check_spider_class(cls)
@@ -93,15 +109,46 @@ def build_crawl(cls: type[Spider], *, config: ConfigFile | None = None,
     except Exception as e:
         raise SpiderError(f"spider {name}: __init__ failed: {type(e).__name__}: {e}") from None
     chain = build_pipelines(merged["pipelines"]) + list(pipelines)
+    backend: SQLiteBackend | None = None
+    job: Job | None = None
     opened: list[Output] = []
     try:
+        if job_dir is not None:
+            backend = SQLiteBackend(job_dir)
+            job = Job(backend, name, force=force_resume)
         for spec in list(merged["outputs"]) + list(outputs):
-            opened.append(open_output(spec, name))
+            resume_at = job.output_position(output_path(spec, name)) if job else None
+            opened.append(open_output(spec, name, resume_at=resume_at))
     except ConfigError:
         for o in opened:
             o.close()
+        if backend is not None:
+            backend.close()
         raise
-    return Crawl(spider, merged, PipelineChain(chain, opened))
+    return Crawl(spider, merged, PipelineChain(chain, opened), backend, job)
+
+
+def retry_failed(name: str, job_dir: str | Path, config_path: str | Path | None = None) -> int:
+    """Put a job's dead letters back in its frontier; returns how many."""
+    config = load_config(config_path)
+    base = merge_settings((config.source, config.settings))
+    load_spider(name, base["spiders_path"], config.base_dir)
+    if not (Path(job_dir) / "job.sqlite").is_file():
+        raise ConfigError(f"--job-dir {job_dir}: no job there")
+    backend = SQLiteBackend(job_dir)
+    try:
+        Job(backend, name)
+        dead = backend.dead_letters()
+        entries = []
+        for _, data, _ in dead:
+            d = json.loads(data)
+            entries.append(Entry(host_key(d["url"]), data, int(d.get("priority", 0))))
+        with backend.transaction():
+            backend.frontier.push(entries)
+            backend.remove_dead([row[0] for row in dead])
+        return len(dead)
+    finally:
+        backend.close()
 
 
 def _check_spider_class(cls: type[Spider]) -> None:

@@ -33,6 +33,9 @@ class Stats:
     requests: int = 0
     bytes: int = 0
     retries: int = 0
+    dead: int = 0                 # requests that failed after their last retry
+    elapsed_before: float = 0.0   # seconds of earlier runs of the same job
+    first_started: float | None = None
     errors: Counter[str] = field(default_factory=Counter)
     statuses: Counter[int] = field(default_factory=Counter)
     filtered: Counter[str] = field(default_factory=Counter)
@@ -42,7 +45,7 @@ class Stats:
 
     @property
     def duration(self) -> float:
-        return (self.finished or time.time()) - self.started
+        return self.elapsed_before + (self.finished or time.time()) - self.started
 
     @property
     def pages_per_second(self) -> float:
@@ -58,11 +61,12 @@ class Stats:
             "items": self.items,
             "requests": self.requests,
             "retries": self.retries,
+            "dead_letters": self.dead,
             "bytes": self.bytes,
             "errors": dict(sorted(self.errors.items())),
             "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
             "filtered": dict(sorted(self.filtered.items())),
-            "started": _iso(self.started),
+            "started": _iso(self.first_started or self.started),
             "finished": _iso(self.finished or time.time()),
             "duration_s": round(self.duration, 3),
             "pages_per_s": round(self.pages_per_second, 1),
@@ -81,8 +85,29 @@ class Stats:
             f"errors    {sum(self.errors.values())}  ({errors})",
             f"statuses  {statuses}",
             f"filtered  {filtered}",
-            f"requests  {s['requests']}  (retries {s['retries']}, {s['bytes'] / 1e6:.1f} MB)",
+            f"requests  {s['requests']}  (retries {s['retries']}, failed after retries "
+            f"{s['dead_letters']}, {s['bytes'] / 1e6:.1f} MB)",
         ])
+
+    def snapshot(self) -> dict[str, Any]:
+        """The counters, for a job dir to restore them when the crawl resumes."""
+        return {
+            "pages": self.pages, "items": self.items, "requests": self.requests,
+            "bytes": self.bytes, "retries": self.retries, "dead": self.dead,
+            "errors": dict(self.errors), "statuses": {str(k): v for k, v in self.statuses.items()},
+            "filtered": dict(self.filtered), "elapsed": self.duration,
+            "first_started": self.first_started or self.started,
+        }
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        """Continue counting from a snapshot of an earlier run of the same job."""
+        for key in ("pages", "items", "requests", "bytes", "retries", "dead"):
+            setattr(self, key, int(snap.get(key, 0)))
+        self.errors = Counter(snap.get("errors", {}))
+        self.statuses = Counter({int(k): v for k, v in snap.get("statuses", {}).items()})
+        self.filtered = Counter(snap.get("filtered", {}))
+        self.elapsed_before = float(snap.get("elapsed", 0.0))
+        self.first_started = snap.get("first_started")
 
     def write_summary(self, path: str | Path) -> None:
         p = Path(path)

@@ -66,6 +66,7 @@ class Outcome:
     redirect: Request | None = None    # the next hop, for a followed 3xx
     host_backoff: float | None = None  # seconds the whole host should wait (429/503)
     latency: float | None = None       # seconds to fetch, for the adaptive throttle
+    dead: bool = False                 # failed after its last retry (a dead letter)
 
 
 class Worker(threading.Thread):
@@ -118,6 +119,7 @@ class Worker(threading.Thread):
                 out.retry_in = delay
                 out.error = e.kind
                 return out
+            out.dead = self.retry.retryable(error=e)
             self._fail(out, Failure(request, e, e.response))
             return out
         status = out.status = response.status
@@ -139,6 +141,7 @@ class Worker(threading.Thread):
             log.debug("retrying %s in %.2fs after HTTP %s", request.url, delay, status)
             out.retry_in = delay
             return out
+        out.dead = status in self.retry.statuses
         self._fail(out, Failure(request, HttpError(response), response))
         return out
 

@@ -96,9 +96,14 @@ class Site:
             def log_message(self, *args: Any) -> None:
                 pass
 
+        class _Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                pass  # clients hanging up (timeouts, killed crawls) are part of the tests
+
         self.handler_class = _H
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _H)
-        self.server.daemon_threads = True
+        self.server = _Server(("127.0.0.1", 0), _H)
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()

@@ -56,6 +56,12 @@ class Frontier(Protocol):
     def release(self, lease_ids: Iterable[Any]) -> None:
         """Put leased entries back, unchanged, to be handed out again."""
 
+    def renew(self, lease_ids: Iterable[Any]) -> None:
+        """Extend the deadline of leases still being worked on."""
+
+    def requeue_expired(self, now: float | None = None) -> int:
+        """Put back leases whose deadline passed (their owner died); returns how many."""
+
     def pending(self) -> int:
         """Entries not leased (ready or waiting for their not-before time)."""
 

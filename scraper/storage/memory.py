@@ -23,9 +23,11 @@ __all__ = ["MemoryBackend", "MemoryFrontier", "MemorySeenSet"]
 class MemoryFrontier:
     """A priority frontier with per-host room and leases, held in this process."""
 
-    def __init__(self) -> None:
+    def __init__(self, lease_seconds: float = 600.0) -> None:
+        self.lease_seconds = lease_seconds
         self._lock = threading.Lock()
         self._seq = itertools.count()
+        self._deadlines: dict[int, float] = {}
         self._queues: dict[str, list[tuple[int, int, Entry]]] = {}
         self._heads: list[tuple[int, int, str]] = []
         self._waiting: list[tuple[float, int, Entry]] = []
@@ -75,6 +77,7 @@ class MemoryFrontier:
                 taken[host] = used + 1
                 lease_id = next(self._seq)
                 self._leases[lease_id] = entry
+                self._deadlines[lease_id] = now + self.lease_seconds
                 out.append(Lease(lease_id, entry))
                 if queue:
                     heapq.heappush(heads, (queue[0][0], queue[0][1], host))
@@ -89,13 +92,28 @@ class MemoryFrontier:
         with self._lock:
             for lease_id in lease_ids:
                 self._leases.pop(lease_id, None)
+                self._deadlines.pop(lease_id, None)
 
     def release(self, lease_ids: Iterable[Any]) -> None:
         with self._lock:
             for lease_id in lease_ids:
                 entry = self._leases.pop(lease_id, None)
+                self._deadlines.pop(lease_id, None)
                 if entry is not None:
                     self._push_ready(entry)
+
+    def renew(self, lease_ids: Iterable[Any]) -> None:
+        until = time.time() + self.lease_seconds
+        with self._lock:
+            for lease_id in lease_ids:
+                if lease_id in self._deadlines:
+                    self._deadlines[lease_id] = until
+
+    def requeue_expired(self, now: float | None = None) -> int:
+        now = time.time() if now is None else now
+        expired = [i for i, t in self._deadlines.items() if t <= now]
+        self.release(expired)
+        return len(expired)
 
     def pending(self) -> int:
         return self._ready + len(self._waiting)

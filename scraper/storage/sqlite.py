@@ -1,0 +1,319 @@
+"""The job dir: a SQLite (WAL) database holding a persistent crawl's frontier, seen-set,
+output positions, dead letters, stats and identity, all committed together.
+
+One process owns a job dir at a time (an exclusive lock on ``DIR/lock``). A
+popped entry is leased, not deleted: it is acked in the same transaction that
+records what its page produced, so a crash at any instant leaves every request
+either done (with its results) or back in the queue on the next start.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ..exceptions import ConfigError, StorageError
+from .base import Entry, Lease
+
+__all__ = ["JobLocked", "SQLiteBackend", "SQLiteFrontier", "SQLiteSeenSet"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS frontier (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    host TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    not_before REAL NOT NULL,
+    data TEXT NOT NULL,
+    lease TEXT,
+    lease_until REAL
+);
+CREATE INDEX IF NOT EXISTS frontier_ready ON frontier (priority DESC, id) WHERE lease IS NULL;
+CREATE INDEX IF NOT EXISTS frontier_leased ON frontier (lease_until) WHERE lease IS NOT NULL;
+CREATE TABLE IF NOT EXISTS seen (fp BLOB PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outputs (path TEXT PRIMARY KEY, position INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS dead (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, data TEXT NOT NULL, reason TEXT NOT NULL, at REAL NOT NULL
+);
+"""
+
+
+class JobLocked(ConfigError):
+    """Another process is running a crawl in this job dir."""
+
+
+class _Db:
+    """One connection shared by the frontier and seen-set of a job, behind one lock;
+    ``transaction`` nests (only the outermost commits)."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                                        timeout=30)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.execute("PRAGMA cache_size=-16000")  # 16 MB page cache at most
+            self.conn.executescript(_SCHEMA)
+        except sqlite3.Error as e:
+            raise StorageError(f"job database {path}: {e}") from e
+        self.lock = threading.RLock()
+        self.depth = 0
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self.lock:
+            outer = self.depth == 0
+            if outer:
+                self.conn.execute("BEGIN IMMEDIATE")
+            self.depth += 1
+            try:
+                yield self.conn
+            except BaseException:
+                self.depth -= 1
+                if outer:
+                    self.conn.execute("ROLLBACK")
+                raise
+            self.depth -= 1
+            if outer:
+                try:
+                    self.conn.execute("COMMIT")
+                except sqlite3.Error as e:
+                    raise StorageError(f"job database commit failed: {e}") from e
+
+
+class SQLiteFrontier:
+    """A persistent frontier: entries in a table, leased to this process while in flight."""
+
+    def __init__(self, db: _Db, owner: str, lease_seconds: float = 600.0) -> None:
+        self._db = db
+        self.owner = owner
+        self.lease_seconds = lease_seconds
+        self._pending: int | None = None
+
+    def push(self, entries: Iterable[Entry]) -> None:
+        rows = [(e.host, e.priority, e.not_before, e.data) for e in entries]
+        if not rows:
+            return
+        if not all(isinstance(r[3], str) for r in rows):
+            raise StorageError("SQLiteFrontier stores serialised (str) entries only")
+        with self._db.transaction() as c:
+            c.executemany("INSERT INTO frontier (host, priority, not_before, data) "
+                          "VALUES (?, ?, ?, ?)", rows)
+            if self._pending is not None:
+                self._pending += len(rows)
+
+    def pop(self, limit: int, *, now: float, room: Mapping[str, int],
+            default_room: int) -> list[Lease]:
+        if limit <= 0:
+            return []
+        blocked = [h for h, r in room.items() if r <= 0]
+        sql = ("SELECT id, host, priority, not_before, data FROM frontier "
+               "WHERE lease IS NULL AND not_before <= ?")
+        args: list[Any] = [now]
+        if blocked and len(blocked) < 500:
+            sql += f" AND host NOT IN ({','.join('?' * len(blocked))})"
+            args += blocked
+        sql += " ORDER BY priority DESC, id"
+        out: list[Lease] = []
+        taken: dict[str, int] = {}
+        with self._db.transaction() as c:
+            cursor = c.execute(sql, args)
+            for row_id, host, priority, not_before, data in cursor:
+                used = taken.get(host, 0)
+                if room.get(host, default_room) - used <= 0:
+                    continue
+                taken[host] = used + 1
+                out.append(Lease(row_id, Entry(host, data, priority, not_before)))
+                if len(out) >= limit:
+                    break
+            cursor.close()
+            if out:
+                until = time.time() + self.lease_seconds
+                c.executemany("UPDATE frontier SET lease = ?, lease_until = ? WHERE id = ?",
+                              [(self.owner, until, lease.id) for lease in out])
+                if self._pending is not None:
+                    self._pending -= len(out)
+        return out
+
+    def ack(self, lease_ids: Iterable[Any]) -> None:
+        ids = [(i,) for i in lease_ids]
+        if ids:
+            with self._db.transaction() as c:
+                c.executemany("DELETE FROM frontier WHERE id = ?", ids)
+
+    def release(self, lease_ids: Iterable[Any]) -> None:
+        ids = [(i,) for i in lease_ids]
+        if ids:
+            with self._db.transaction() as c:
+                c.executemany("UPDATE frontier SET lease = NULL, lease_until = NULL "
+                              "WHERE id = ? AND lease IS NOT NULL", ids)
+                if self._pending is not None:
+                    self._pending += len(ids)
+
+    def renew(self, lease_ids: Iterable[Any]) -> None:
+        """Push the deadline of leases still being worked on."""
+        until = time.time() + self.lease_seconds
+        with self._db.transaction() as c:
+            c.executemany("UPDATE frontier SET lease_until = ? WHERE id = ? AND lease = ?",
+                          [(until, i, self.owner) for i in lease_ids])
+
+    def requeue_expired(self, now: float | None = None) -> int:
+        """Put back leases whose deadline passed (their owner died); returns how many."""
+        with self._db.transaction() as c:
+            n = c.execute("UPDATE frontier SET lease = NULL, lease_until = NULL "
+                          "WHERE lease IS NOT NULL AND lease_until <= ?",
+                          (time.time() if now is None else now,)).rowcount
+        self._pending = None
+        return n
+
+    def requeue_all(self) -> int:
+        """Put back every lease (on start, when this process owns the job dir alone)."""
+        with self._db.transaction() as c:
+            n = c.execute("UPDATE frontier SET lease = NULL, lease_until = NULL "
+                          "WHERE lease IS NOT NULL").rowcount
+        self._pending = None
+        return n
+
+    def pending(self) -> int:
+        if self._pending is None:
+            with self._db.lock:
+                self._pending = self._db.conn.execute(
+                    "SELECT COUNT(*) FROM frontier WHERE lease IS NULL").fetchone()[0]
+        return self._pending
+
+    def leased(self) -> int:
+        with self._db.lock:
+            return self._db.conn.execute(
+                "SELECT COUNT(*) FROM frontier WHERE lease IS NOT NULL").fetchone()[0]
+
+    def next_ready(self) -> float | None:
+        with self._db.lock:
+            row = self._db.conn.execute(
+                "SELECT MIN(not_before) FROM frontier WHERE lease IS NULL AND not_before > ?",
+                (time.time(),)).fetchone()
+        return row[0] if row else None
+
+
+class SQLiteSeenSet:
+    """Fingerprints in a WITHOUT ROWID table; ``INSERT OR IGNORE`` is the test-and-set."""
+
+    def __init__(self, db: _Db) -> None:
+        self._db = db
+
+    def add(self, fingerprint: bytes) -> bool:
+        with self._db.transaction() as c:
+            return c.execute("INSERT OR IGNORE INTO seen (fp) VALUES (?)", (fingerprint,)).rowcount == 1
+
+    def add_many(self, fingerprints: Sequence[bytes]) -> list[bool]:
+        with self._db.transaction() as c:
+            return [c.execute("INSERT OR IGNORE INTO seen (fp) VALUES (?)", (fp,)).rowcount == 1
+                    for fp in fingerprints]
+
+    def __contains__(self, fingerprint: object) -> bool:
+        with self._db.lock:
+            return self._db.conn.execute("SELECT 1 FROM seen WHERE fp = ?",
+                                         (fingerprint,)).fetchone() is not None
+
+    def __len__(self) -> int:
+        with self._db.lock:
+            return self._db.conn.execute("SELECT COUNT(*) FROM seen").fetchone()[0]
+
+
+class SQLiteBackend:
+    """A job dir: frontier, seen-set and job state in ``DIR/job.sqlite``, locked to one process."""
+
+    serialises = True
+
+    def __init__(self, directory: str | Path, *, lease_seconds: float = 600.0,
+                 lock: bool = True) -> None:
+        self.dir = Path(directory)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConfigError(f"--job-dir {directory}: cannot create ({e.strerror or e})") from None
+        if not os.access(self.dir, os.W_OK):
+            raise ConfigError(f"--job-dir {directory}: not writable")
+        self._lock_file = None
+        if lock:
+            self._lock_file = self._take_lock()
+        self._db = _Db(self.dir / "job.sqlite")
+        self.owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.frontier = SQLiteFrontier(self._db, self.owner, lease_seconds)
+        self.seen = SQLiteSeenSet(self._db)
+
+    def _take_lock(self) -> Any:
+        f = open(self.dir / "lock", "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            f.close()
+            raise JobLocked(f"--job-dir {self.dir}: in use by {holder}; one crawl per job dir "
+                            "at a time") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()}")
+        f.flush()
+        return f
+
+    def transaction(self) -> Any:
+        return self._db.transaction()
+
+    # -- job state -----------------------------------------------------------
+    def get_meta(self, key: str) -> Any:
+        with self._db.lock:
+            row = self._db.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self._db.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value)))
+
+    def output_positions(self) -> dict[str, int]:
+        with self._db.lock:
+            return dict(self._db.conn.execute("SELECT path, position FROM outputs"))
+
+    def save_output_positions(self, positions: Mapping[str, int]) -> None:
+        with self._db.transaction() as c:
+            c.executemany("INSERT OR REPLACE INTO outputs (path, position) VALUES (?, ?)",
+                          list(positions.items()))
+
+    def add_dead(self, rows: Sequence[tuple[str, str]]) -> None:
+        """Keep requests that failed after their last retry: (serialised request, reason)."""
+        if rows:
+            now = time.time()
+            with self._db.transaction() as c:
+                c.executemany("INSERT INTO dead (data, reason, at) VALUES (?, ?, ?)",
+                              [(d, r, now) for d, r in rows])
+
+    def dead_letters(self) -> list[tuple[int, str, str]]:
+        with self._db.lock:
+            return list(self._db.conn.execute("SELECT id, data, reason FROM dead ORDER BY id"))
+
+    def dead_count(self) -> int:
+        with self._db.lock:
+            return self._db.conn.execute("SELECT COUNT(*) FROM dead").fetchone()[0]
+
+    def remove_dead(self, ids: Sequence[int]) -> None:
+        with self._db.transaction() as c:
+            c.executemany("DELETE FROM dead WHERE id = ?", [(i,) for i in ids])
+
+    def close(self) -> None:
+        with self._db.lock:
+            try:
+                self._db.conn.close()
+            except sqlite3.Error:
+                pass
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
