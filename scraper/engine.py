@@ -103,12 +103,9 @@ class Engine:
         spider = self.spider
         spider.settings = self.settings
         if self.job is not None and self.job.resumed:
-            back = self.backend.frontier.requeue_all()  # type: ignore[attr-defined]
             snap = self.job.stats()
             if snap:
                 self.stats.restore(dict(snap))
-            log.info("resuming job: %d requests queued (%d were in flight when it stopped)",
-                     self.backend.frontier.pending(), back)
         self.pipelines.open(spider)
         try:
             spider.opened()
@@ -180,8 +177,13 @@ class Engine:
                           len(starts))
         job = self.job
         digest = start_hash([r.fingerprint for r in starts]) if job is not None else ""
-        if job is not None and not job.check_start(digest):
-            return  # resuming: the frontier already holds everything
+        push = job is None or job.check_start(digest)  # JobMismatch before anything is done
+        if job is not None and job.resumed:
+            back = self.backend.frontier.requeue_all()  # type: ignore[attr-defined]
+            log.info("resuming job: %d requests queued (%d were in flight when it stopped)",
+                     self.backend.frontier.pending(), back)
+        if not push:
+            return  # the frontier already holds everything
         entries = [e for e in map(self._admit, starts) if e is not None]
         with self.backend.transaction():
             self.backend.frontier.push(entries)

@@ -4,6 +4,8 @@ and imports dotted paths (pipelines); duplicate spider names are an error."""
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
+import importlib.util
 import inspect
 import pkgutil
 import sys
@@ -28,20 +30,18 @@ def _import(name: str, origin: str) -> ModuleType:
 
 
 def _modules(spiders_path: str, base_dir: Path) -> list[ModuleType]:
-    directory = (base_dir / spiders_path)
+    directory = base_dir / spiders_path
     if directory.is_dir():
         directory = directory.resolve()
-        parent = str(directory.parent)
-        if parent not in sys.path:
-            sys.path.insert(0, parent)
         package = directory.name
         if not package.isidentifier():
             raise ConfigError(f"spiders_path {spiders_path!r}: directory name must be a valid "
                               "Python identifier")
-        names = [package] + [f"{package}.{p.stem}" for p in sorted(directory.glob("*.py"))
-                             if p.stem != "__init__" and p.stem.isidentifier()]
-        return [_import(n, str(directory / (n.rsplit('.', 1)[-1] + ".py")) if "." in n else str(directory))
-                for n in names]
+        _register_package(package, directory)
+        names = [f"{package}.{p.stem}" for p in sorted(directory.glob("*.py"))
+                 if p.stem != "__init__" and p.stem.isidentifier()]
+        return [sys.modules[package]] + [
+            _import(n, str(directory / (n.rsplit(".", 1)[-1] + ".py"))) for n in names]
     # an importable package name
     try:
         root = importlib.import_module(spiders_path)
@@ -54,6 +54,36 @@ def _modules(spiders_path: str, base_dir: Path) -> list[ModuleType]:
     for info in pkgutil.walk_packages(getattr(root, "__path__", []), prefix=root.__name__ + "."):
         mods.append(_import(info.name, info.name))
     return mods
+
+
+def _register_package(package: str, directory: Path) -> None:
+    """Make ``package`` name this directory, whatever else on sys.path has that name
+    (another project's ``spiders`` package must not shadow the configured one)."""
+    existing = sys.modules.get(package)
+    if existing is not None and str(directory) in list(getattr(existing, "__path__", [])):
+        return
+    for name in [m for m in sys.modules if m.startswith(package + ".")]:
+        del sys.modules[name]
+    init = directory / "__init__.py"
+    if init.is_file():
+        spec = importlib.util.spec_from_file_location(
+            package, init, submodule_search_locations=[str(directory)])
+    else:
+        spec = importlib.machinery.ModuleSpec(package, None, is_package=True)
+        spec.submodule_search_locations = [str(directory)]
+    if spec is None:  # pragma: no cover - spec_from_file_location answers for a file
+        raise SpiderError(f"{directory}: cannot be imported as a package")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[package] = module
+    parent = str(directory.parent)
+    if parent not in sys.path:
+        sys.path.insert(0, parent)  # so dotted paths into the project (pipelines) import
+    if spec.loader is not None:
+        try:
+            spec.loader.exec_module(module)
+        except Exception as e:
+            del sys.modules[package]
+            raise SpiderError(f"{init}: cannot import spiders: {type(e).__name__}: {e}") from None
 
 
 def find_spiders(spiders_path: str, base_dir: Path) -> dict[str, type[Spider]]:
