@@ -135,14 +135,14 @@ def _spider_args(pairs: list[str]) -> dict[str, str]:
 
 
 def _run(args: argparse.Namespace, extra_args: dict[str, str] | None = None) -> int:
+    summary_path = getattr(args, "summary", None)
+    if summary_path:
+        _check_writable(summary_path)
     crawl = prepare(args.name, config_path=args.config,
                     settings=parse_cli_settings(args.settings),
                     spider_args={**_spider_args(getattr(args, "spider_args", [])), **(extra_args or {})},
                     outputs=_outputs(args), job_dir=getattr(args, "job_dir", None),
                     force_resume=getattr(args, "force_resume", False))
-    summary_path = getattr(args, "summary", None)
-    if summary_path:
-        _check_writable(summary_path)
     _setup_logging(crawl.settings["log_level"])
     return _execute(crawl, summary_path)
 

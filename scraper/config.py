@@ -10,6 +10,7 @@ layer it came from.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -141,6 +142,15 @@ def _schedules(v: Any) -> tuple[dict[str, Any], ...]:
     return tuple(dict(x) for x in v)
 
 
+def _port(v: Any) -> int | None:
+    """null (off), or a TCP port; 0 picks any free port."""
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 65535:
+        raise _Invalid("a TCP port (0-65535; 0: any free port) or null")
+    return v
+
+
 def _headers(v: Any) -> dict[str, str]:
     if not isinstance(v, dict) or not all(isinstance(k, str) and isinstance(x, str | int)
                                           for k, x in v.items()):
@@ -236,6 +246,18 @@ SCHEMA: dict[str, Setting] = {s.name: s for s in [
     Setting("pipelines", (), _pipelines,
             "pipeline classes run in order before the outputs: dotted paths or {class: ..., options}"),
     Setting("schedules", (), _schedules, "recurring crawls for `python -m scraper schedule`"),
+    Setting("schedule_dir", ".scraper/schedule", _string,
+            "where `schedule` keeps its run history and each run's log and summary "
+            "(relative to the working directory)"),
+    Setting("schedule_keep_runs", 100, _integer(1),
+            "runs kept per schedule in the history, with their logs; older ones are deleted"),
+    Setting("schedule_kill_grace", 60.0, _number(0),
+            "seconds a scheduled run gets to stop gracefully after SIGTERM (run_timeout, "
+            "scheduler stop) before it is killed"),
+    Setting("metrics_port", None, _port,
+            "serve Prometheus metrics of scheduled runs on this port (0: any free port)"),
+    Setting("metrics_host", "127.0.0.1", _string,
+            "address the metrics endpoint listens on (0.0.0.0: every interface)"),
     Setting("shutdown_timeout", 30.0, _number(0),
             "after a stop (Ctrl-C, SIGTERM, a limit), seconds in-flight requests get to finish"),
     Setting("log_level", "INFO", _log_level, "DEBUG, INFO, WARNING or ERROR"),
@@ -281,7 +303,12 @@ def flatten(layer: Mapping[str, Any], source: str) -> dict[str, Any]:
     for key, value in layer.items():
         if not isinstance(key, str):
             raise ConfigError(f"{source}: setting names must be strings, got {key!r}")
-        if key in _GROUPS and isinstance(value, Mapping):
+        if key in _GROUPS:
+            if value is None:
+                continue  # a group whose keys are all commented out
+            if not isinstance(value, Mapping):
+                subs = ", ".join(n.split(".", 1)[1] for n in SCHEMA if n.startswith(key + "."))
+                raise ConfigError(f"{source}: {key} must be a mapping (of {subs}), got {value!r}")
             for sub, subvalue in flatten(value, source).items():
                 flat[f"{key}.{sub}"] = subvalue
         else:
@@ -305,7 +332,7 @@ def check_layer(layer: Mapping[str, Any], source: str) -> dict[str, Any]:
 
 def merge_settings(*layers: tuple[str, Mapping[str, Any] | None]) -> Settings:
     """Defaults, then each ``(source, layer)`` in order, later layers winning."""
-    values = {name: s.default for name, s in SCHEMA.items()}
+    values = {name: copy.deepcopy(s.default) for name, s in SCHEMA.items()}
     for source, layer in layers:
         if layer:
             values.update(check_layer(layer, source))

@@ -38,10 +38,13 @@ def _modules(spiders_path: str, base_dir: Path) -> list[ModuleType]:
             raise ConfigError(f"spiders_path {spiders_path!r}: directory name must be a valid "
                               "Python identifier")
         _register_package(package, directory)
-        names = [f"{package}.{p.stem}" for p in sorted(directory.glob("*.py"))
-                 if p.stem != "__init__" and p.stem.isidentifier()]
-        return [sys.modules[package]] + [
-            _import(n, str(directory / (n.rsplit(".", 1)[-1] + ".py"))) for n in names]
+        mods = [sys.modules[package]]
+        for info in pkgutil.walk_packages([str(directory)], prefix=package + ".",
+                                          onerror=lambda name: None):
+            rel = info.name.split(".")[1:]
+            origin = directory.joinpath(*rel)
+            mods.append(_import(info.name, str(origin) + ("" if info.ispkg else ".py")))
+        return mods
     # an importable package name
     try:
         root = importlib.import_module(spiders_path)

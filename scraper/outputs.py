@@ -23,7 +23,7 @@ from typing import IO, Any, Protocol
 
 from .exceptions import ConfigError, StorageError
 
-__all__ = ["Output", "item_to_dict", "open_output", "output_path", "output_type"]
+__all__ = ["Output", "check_output", "item_to_dict", "open_output", "output_path", "output_type"]
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +121,25 @@ def open_output(spec: Mapping[str, Any], spider: str, *, resume_at: int | None =
         raise ConfigError(f"output {path}: cannot open ({e.strerror or e})") from None
     except sqlite3.Error as e:
         raise ConfigError(f"output {path}: cannot open as SQLite ({e})") from None
+
+
+def check_output(spec: Mapping[str, Any], spider: str) -> None:
+    """Everything about an output that can be checked without touching its file, so a bad
+    second output never leaves the first one truncated."""
+    output_type(spec)
+    if str(spec["path"]) == "-":
+        return
+    path = Path(output_path(spec, spider))
+    if path.is_dir():
+        raise ConfigError(f"output {path}: is a directory")
+    parent = next((p for p in [path.parent, *path.parent.parents] if p.exists()), None)
+    if parent is None or not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise ConfigError(f"output {path}: cannot be created (no writable directory)")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ConfigError(f"output {path}: not writable")
+    fields = spec.get("fields")
+    if fields is not None and (not isinstance(fields, list) or not all(isinstance(f, str) for f in fields)):
+        raise ConfigError(f"output {path}: fields must be a list of column names")
 
 
 def output_path(spec: Mapping[str, Any], spider: str) -> str:
@@ -272,7 +291,15 @@ def _cell(value: Any) -> Any:
         return ""
     if isinstance(value, str | int | float):
         return value
-    return dumps(value)
+    return _scalar_or_json(value)
+
+
+def _scalar_or_json(value: Any) -> Any:
+    """Containers as JSON text; other values (dates, decimals, bytes) as their plain text."""
+    if isinstance(value, list | dict | tuple | set | frozenset) or (
+            dataclasses.is_dataclass(value) and not isinstance(value, type)):
+        return dumps(value)
+    return _json_default(value)
 
 
 def _quote(name: str) -> str:
@@ -280,42 +307,63 @@ def _quote(name: str) -> str:
 
 
 class SqliteOutput:
-    """Items as rows of a table named after the spider; a new key adds a column;
-    lists and dicts are stored as JSON text. Its position is the last committed row id."""
+    """Items as rows of a table named after the spider; a new key adds a column (names
+    compared as SQLite does, ignoring case); lists and dicts are stored as JSON text.
+    Rows are identified by SQLite's rowid, so an item may have a key of any name; the
+    output's position is the last committed rowid."""
 
     def __init__(self, path: str, overwrite: bool, table: str, resume_at: int | None = None) -> None:
         self.path = path
         self.table = table
+        self._t = _quote(table)
         self.db = sqlite3.connect(path, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         if overwrite:
-            self.db.execute(f"DROP TABLE IF EXISTS {_quote(table)}")
-        self.db.execute(f"CREATE TABLE IF NOT EXISTS {_quote(table)} "
-                        "(_id INTEGER PRIMARY KEY AUTOINCREMENT)")
-        if resume_at is not None:
-            self.db.execute(f"DELETE FROM {_quote(table)} WHERE _id > ?", (resume_at,))
-        self.columns = {row[1] for row in self.db.execute(f"PRAGMA table_info({_quote(table)})")}
+            self.db.execute(f"DROP TABLE IF EXISTS {self._t}")
+        self.columns: dict[str, str] = {}  # lower-cased name -> column name
+        for row in self.db.execute(f"PRAGMA table_info({self._t})"):
+            self.columns[row[1].lower()] = row[1]
+        if resume_at is not None and self.columns:
+            self.db.execute(f"DELETE FROM {self._t} WHERE rowid > ?", (resume_at,))
         self.db.commit()
         self._pending = 0
-        self._last_id = 0
+        self._warned: set[str] = set()
 
     def write(self, item: dict[str, Any]) -> None:
+        row: dict[str, Any] = {}
+        for key, value in item.items():
+            column = self.columns.get(key.lower())
+            if column is None:
+                column = self._add_column(key)
+            if column in row:
+                if key not in self._warned:
+                    self._warned.add(key)
+                    log.warning("output %s: item keys %r and %r are the same SQLite column; "
+                                "keeping the first", self.path, column, key)
+                continue
+            row[column] = _sql_value(value)
+        if not row:
+            return
+        cols = ", ".join(_quote(k) for k in row)
+        marks = ", ".join("?" for _ in row)
         try:
-            for key in item:
-                if key not in self.columns:
-                    self.db.execute(f"ALTER TABLE {_quote(self.table)} ADD COLUMN {_quote(key)}")
-                    self.columns.add(key)
-            keys = list(item)
-            values = [_sql_value(item[k]) for k in keys]
-            cols = ", ".join(_quote(k) for k in keys)
-            marks = ", ".join("?" for _ in keys)
-            cur = self.db.execute(f"INSERT INTO {_quote(self.table)} ({cols}) VALUES ({marks})", values)
-            self._last_id = cur.lastrowid or self._last_id
+            self.db.execute(f"INSERT INTO {self._t} ({cols}) VALUES ({marks})", list(row.values()))
         except sqlite3.Error as e:
             raise StorageError(f"output {self.path}: {e}") from e
         self._pending += 1
         if self._pending >= 500:
             self.flush()
+
+    def _add_column(self, key: str) -> str:
+        try:
+            if not self.columns:
+                self.db.execute(f"CREATE TABLE IF NOT EXISTS {self._t} ({_quote(key)})")
+            else:
+                self.db.execute(f"ALTER TABLE {self._t} ADD COLUMN {_quote(key)}")
+        except sqlite3.Error as e:
+            raise StorageError(f"output {self.path}: {e}") from e
+        self.columns[key.lower()] = key
+        return key
 
     def flush(self) -> None:
         try:
@@ -325,9 +373,11 @@ class SqliteOutput:
         self._pending = 0
 
     def position(self) -> int:
-        """The highest committed row id."""
+        """The highest committed rowid."""
         self.flush()
-        row = self.db.execute(f"SELECT MAX(_id) FROM {_quote(self.table)}").fetchone()
+        if not self.columns:
+            return 0
+        row = self.db.execute(f"SELECT MAX(rowid) FROM {self._t}").fetchone()
         return int(row[0] or 0)
 
     def close(self) -> None:
@@ -338,7 +388,5 @@ class SqliteOutput:
 def _sql_value(value: Any) -> Any:
     if value is None or isinstance(value, str | int | float | bytes):
         return value
-    if isinstance(value, bool):
-        return int(value)
-    return dumps(value)
+    return _scalar_or_json(value)
 

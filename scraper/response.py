@@ -35,6 +35,21 @@ _MARKUP_TYPES = ("text/html", "application/xhtml", "text/xml", "application/xml"
 _local = threading.local()
 _SCHEMES = ("http://", "https://")
 _DOT_SEGMENT = re.compile(r"(^|/)\.\.?(/|$)")
+_SCHEME_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
+
+
+def _clean(href: str) -> str:
+    """An href as browsers read it: outer spaces trimmed, tabs and newlines removed."""
+    href = href.strip()
+    if "\n" in href or "\t" in href or "\r" in href:
+        href = href.replace("\n", "").replace("\t", "").replace("\r", "")
+    return href
+
+
+def _has_host(url: str) -> bool:
+    """True when an absolute URL has something after ``scheme://`` before the path."""
+    i = url.find("://") + 3
+    return len(url) > i and url[i] not in "/?#"
 
 
 def _parser(encoding: str) -> lxml_html.HTMLParser:
@@ -155,12 +170,22 @@ class Response:
             if body.strip() and self.is_markup:
                 try:
                     tree = lxml_html.document_fromstring(body, parser=_parser(self.encoding))
-                except (etree.ParserError, LookupError, ValueError):
+                except LookupError:
+                    # libxml2 does not know every Python codec (euc_jp, utf-16-le, ...):
+                    # decode in Python and let lxml read UTF-8
+                    tree = self._tree_from_text()
+                except (etree.ParserError, ValueError):
                     tree = None
             if tree is None:
                 tree = lxml_html.document_fromstring("<html></html>")
             self._tree = tree
         return self._tree
+
+    def _tree_from_text(self) -> Any:
+        try:
+            return lxml_html.document_fromstring(self.text.encode("utf-8"), parser=_parser("utf-8"))
+        except (etree.ParserError, ValueError):
+            return None
 
     @property
     def soup(self) -> BeautifulSoup:
@@ -195,20 +220,17 @@ class Response:
         """The URL relative links resolve against: ``<base href>`` if any, else ``url``."""
         if self._base is None:
             base = self.url
-            if self._tree is not None:
-                found = self._tree.xpath("//base/@href")
-                if found:
-                    base = urljoin(self.url, found[0].strip())
-            elif self.is_markup:
-                m = _BASE_RE.search(self.content, 0, 65536)
-                if m:
-                    base = urljoin(self.url, m.group(1).decode("ascii", "replace"))
+            # a cheap look first: most pages have no <base> and need no tree for this
+            if self.is_markup and _BASE_RE.search(self.content, 0, 65536):
+                found = self.tree.xpath("//base/@href")
+                if found and found[0].strip():
+                    base = urljoin(self.url, _clean(found[0]))
             self._base = base
         return self._base
 
     def urljoin(self, href: str) -> str:
         """An absolute URL for ``href``, honouring ``<base href>``."""
-        return urljoin(self.base_url, href.strip())
+        return urljoin(self.base_url, _clean(href))
 
     def _absolute(self, href: str) -> str | None:
         """``href`` made absolute with its fragment removed; None if not http(s).
@@ -217,7 +239,7 @@ class Response:
         string operations on a once-parsed base; anything unusual (dot segments,
         odd schemes) goes through ``urljoin``.
         """
-        href = href.strip()
+        href = _clean(href)
         hash_at = href.find("#")
         if hash_at >= 0:
             href = href[:hash_at]
@@ -226,29 +248,35 @@ class Response:
             parts = self._join_parts = _split_base(self.base_url)
         origin, directory, path_query, scheme = parts
         if href.startswith(_SCHEMES):
-            return href
+            return href if _has_host(href) else None
         if not href:
             return path_query
-        elif href[0] == "/":
+        first = href[0]
+        if first == "/":
             if href.startswith("//"):
                 url = scheme + ":" + href
-            elif "/." in href:
-                url = urljoin(path_query, href)
-            else:
+                return url if _has_host(url) else None
+            if "/." not in href:
                 return origin + href
-        elif href[0] == "?":
+            url = urljoin(path_query, href)
+        elif first == "?":
             return path_query.split("?", 1)[0] + href
         else:
-            colon = href.find(":")
-            if colon >= 0 and "/" not in href[:colon] and "?" not in href[:colon]:
-                if not href[:8].lower().startswith(_SCHEMES):
+            m = _SCHEME_RE.match(href)
+            if m is not None:
+                name = m.group(1).lower()
+                if name not in ("http", "https"):
                     return None  # mailto:, javascript:, tel:, data: ...
-                url = urljoin(path_query, href)
+                rest = href[m.end():]
+                if rest.startswith("//"):
+                    url = f"{name}:{rest}"
+                    return url if _has_host(url) else None
+                url = urljoin(path_query, f"{name}:{rest}")
             elif _DOT_SEGMENT.search(href.split("?", 1)[0]):
                 url = urljoin(path_query, href)
             else:
                 return directory + href
-        return url if url.startswith(_SCHEMES) else None
+        return url if url.startswith(_SCHEMES) and _has_host(url) else None
 
     def links(self) -> list[str]:
         """Every absolute http(s) link of ``<a href>``/``<area href>``, defragged, once each."""
@@ -267,7 +295,8 @@ class Response:
         """A Request for a URL (relative or absolute) or an element with ``href``."""
         if not isinstance(href, str):
             href = _href_of(href)
-        if href.startswith(_SCHEMES) and "#" not in href:
+        if href.startswith(_SCHEMES) and "#" not in href and _has_host(href) and not (
+                "\n" in href or "\t" in href or "\r" in href or href[-1:].isspace()):
             url = href
         else:
             url = self.urljoin(href)

@@ -21,14 +21,15 @@ from .exceptions import ConfigError, SpiderError
 from .loader import find_spiders, load_spider
 from .http import host_key
 from .job import Job
-from .outputs import Output, open_output, output_path
+from .outputs import Output, check_output, open_output, output_path
 from .pipelines import PipelineChain, build_pipelines
 from .spider import Spider
 from .stats import Stats
 from .storage import Backend, Entry
 from .storage.sqlite import SQLiteBackend
 
-__all__ = ["Crawl", "build_crawl", "list_spiders", "prepare", "retry_failed"]
+__all__ = ["Crawl", "build_crawl", "check_crawl", "crawl_settings", "list_spiders", "prepare",
+           "retry_failed"]
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +76,53 @@ def prepare(name: str, *, config_path: str | Path | None = None,
             job_dir: str | Path | None = None, force_resume: bool = False) -> Crawl:
     """Find the spider ``name`` through the config and validate everything a crawl needs."""
     config: ConfigFile = load_config(config_path)
-    base = merge_settings((config.source, config.settings))
+    base = merge_settings((config.source, config.settings), ("schedule settings", schedule_settings),
+                          ("-s", settings))
     cls = load_spider(name, base["spiders_path"], config.base_dir)
     return build_crawl(cls, config=config, settings=settings, schedule_settings=schedule_settings,
                        spider_args=spider_args, outputs=outputs, job_dir=job_dir,
                        force_resume=force_resume)
+
+
+def crawl_settings(cls: type[Spider], *, config: ConfigFile | None = None,
+                   settings: Mapping[str, Any] | None = None,
+                   schedule_settings: Mapping[str, Any] | None = None,
+                   schedule_source: str = "schedule settings") -> Settings:
+    """The merged settings of a crawl of ``cls``: defaults, config file, the spider's
+    custom_settings, a schedule's settings, ``-s`` (later wins). Checks the class too."""
+    name = cls.name
+    _check_spider_class(cls)
+    custom = getattr(cls, "custom_settings", None) or {}
+    if not isinstance(custom, Mapping):
+        raise SpiderError(f"spider {name}: custom_settings must be a mapping")
+    file_layer = (config.source, config.settings) if config else ("defaults", None)
+    return merge_settings(file_layer,
+                          (f"spider {name} custom_settings", custom),
+                          (schedule_source, schedule_settings),
+                          ("-s", settings))
+
+
+def check_crawl(cls: type[Spider], *, config: ConfigFile | None = None,
+                schedule_settings: Mapping[str, Any] | None = None,
+                schedule_source: str = "schedule settings",
+                spider_args: Mapping[str, str] | None = None) -> Settings:
+    """Validate, without opening outputs or a job dir, what ``build_crawl`` would for a crawl
+    that another process will run (a scheduled run): settings, spider arguments,
+    pipelines, outputs. Raises what ``build_crawl`` raises; returns the merged settings."""
+    merged = crawl_settings(cls, config=config, schedule_settings=schedule_settings,
+                            schedule_source=schedule_source)
+    _new_spider(cls, spider_args)
+    build_pipelines(merged["pipelines"])
+    for spec in merged["outputs"]:
+        check_output(spec, cls.name)
+    return merged
+
+
+def _new_spider(cls: type[Spider], spider_args: Mapping[str, str] | None) -> Spider:
+    try:
+        return cls(**dict(spider_args or {}))
+    except Exception as e:
+        raise SpiderError(f"spider {cls.name}: __init__ failed: {type(e).__name__}: {e}") from None
 
 
 def build_crawl(cls: type[Spider], *, config: ConfigFile | None = None,
@@ -95,28 +138,21 @@ def build_crawl(cls: type[Spider], *, config: ConfigFile | None = None,
     ``job_dir`` the crawl is persistent: it resumes what that job dir holds.
     """
     name = cls.name
-    _check_spider_class(cls)
-    custom = getattr(cls, "custom_settings", None) or {}
-    if not isinstance(custom, Mapping):
-        raise SpiderError(f"spider {name}: custom_settings must be a mapping")
-    file_layer = (config.source, config.settings) if config else ("defaults", None)
-    merged = merge_settings(file_layer,
-                            (f"spider {name} custom_settings", custom),
-                            ("schedule settings", schedule_settings),
-                            ("-s", settings))
-    try:
-        spider = cls(**dict(spider_args or {}))
-    except Exception as e:
-        raise SpiderError(f"spider {name}: __init__ failed: {type(e).__name__}: {e}") from None
+    merged = crawl_settings(cls, config=config, settings=settings,
+                            schedule_settings=schedule_settings)
+    spider = _new_spider(cls, spider_args)
     chain = build_pipelines(merged["pipelines"]) + list(pipelines)
     backend: SQLiteBackend | None = None
     job: Job | None = None
     opened: list[Output] = []
+    specs = list(merged["outputs"]) + list(outputs)
+    for spec in specs:
+        check_output(spec, name)
     try:
         if job_dir is not None:
             backend = SQLiteBackend(job_dir)
             job = Job(backend, name, force=force_resume)
-        for spec in list(merged["outputs"]) + list(outputs):
+        for spec in specs:
             resume_at = job.output_position(output_path(spec, name)) if job else None
             opened.append(open_output(spec, name, resume_at=resume_at))
     except ConfigError:
