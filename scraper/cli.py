@@ -12,6 +12,7 @@ stderr); 1 the crawl could not run or was aborted; 130 a second signal.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -19,11 +20,12 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from . import __version__
 from .config import parse_cli_settings
-from .exceptions import ConfigError, ScraperError, SpiderError, SpiderNotFound
+from .exceptions import ConfigError, ScraperError, SpiderError, SpiderNotFound, StorageError
 from .runner import Crawl, list_spiders, prepare, retry_failed
 
 __all__ = ["main"]
@@ -64,6 +66,8 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force-resume", action="store_true",
                      help="resume a job dir even though the spider's start requests (or the "
                           "fingerprint version) changed")
+    # how the scheduler hands a schedule's `settings` to its runs: a layer below -s
+    run.add_argument("--schedule-settings", metavar="JSON", help=argparse.SUPPRESS)
 
     rf = sub.add_parser("retry-failed", help="put a job's failed requests back in its queue",
                         description="Put the requests of --job-dir DIR that failed after their "
@@ -87,6 +91,7 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("-o", dest="append", metavar="PATH", action="append", default=[],
                       help="write items to PATH, as with run")
     _settings_args(demo)
+    _add_schedule_commands(sub)
     return p
 
 
@@ -107,6 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "demo":
             return _demo(args)
+        if args.command in ("schedule", "runs"):
+            return _schedule(args) if args.command == "schedule" else _runs(args)
         if args.command == "retry-failed":
             n = retry_failed(args.name, args.job_dir, args.config)
             sys.stderr.write(f"{n} failed request(s) put back in {args.job_dir}; run the crawl "
@@ -140,6 +147,7 @@ def _run(args: argparse.Namespace, extra_args: dict[str, str] | None = None) -> 
         _check_writable(summary_path)
     crawl = prepare(args.name, config_path=args.config,
                     settings=parse_cli_settings(args.settings),
+                    schedule_settings=_schedule_settings(args),
                     spider_args={**_spider_args(getattr(args, "spider_args", [])), **(extra_args or {})},
                     outputs=_outputs(args), job_dir=getattr(args, "job_dir", None),
                     force_resume=getattr(args, "force_resume", False))
@@ -254,3 +262,110 @@ def _demo(args: argparse.Namespace) -> int:
         sys.stderr.write(f"demo site at {site.url}; crawling it with spider {args.name!r}\n")
         args.summary = None
         return _run(args, extra_args={"base_url": site.url})
+
+
+# -- scheduled crawls ---------------------------------------------------------
+def _add_schedule_commands(sub: Any) -> None:
+    sch = sub.add_parser(
+        "schedule", help="run the crawls config.yaml's `schedules` lists, until stopped",
+        description="Run the crawls that the config's `schedules` lists at their times (cron or "
+                    "every), each as a child process with its own log, until stopped. Every "
+                    "schedule is checked first: a bad one is a one-line error. SIGTERM/Ctrl-C: "
+                    "start no more runs, stop running ones gracefully (killed after "
+                    "schedule_kill_grace), exit 0; a second signal kills them at once (exit 130).")
+    sch.add_argument("--config", metavar="PATH",
+                     help="config file (default: ./config.yaml if present)")
+    sch.add_argument("--dry-run", action="store_true",
+                     help="check the schedules and print each one's next run times on stdout; "
+                          "run nothing")
+    sch.add_argument("--count", type=int, default=5, metavar="N",
+                     help="with --dry-run: how many run times to print per schedule (default: 5)")
+    runs = sub.add_parser(
+        "runs", help="print the last scheduled runs as a table",
+        description="Print the last runs of the scheduler (newest first) from its history in "
+                    "schedule_dir: status, exit status, reason, pages, items, errors, log file.")
+    runs.add_argument("name", metavar="NAME", nargs="?",
+                      help="only the runs of this schedule or spider")
+    runs.add_argument("--config", metavar="PATH",
+                      help="config file (default: ./config.yaml if present)")
+    runs.add_argument("--limit", type=int, default=20, metavar="N",
+                      help="how many runs to print (default: 20)")
+
+
+def _schedule_settings(args: argparse.Namespace) -> dict[str, Any] | None:
+    raw = getattr(args, "schedule_settings", None)
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise ConfigError(f"--schedule-settings {raw}: expected a JSON object of settings")
+    return value
+
+
+def _schedule(args: argparse.Namespace) -> int:
+    from .scheduler import Scheduler, dry_run
+    from .schedule import load_schedules
+
+    if args.count < 1:
+        raise ConfigError(f"--count {args.count}: must be at least 1")
+    plan = load_schedules(args.config)
+    if args.dry_run:
+        sys.stdout.write(dry_run(plan, args.count) + "\n")
+        return 0
+    _setup_logging(plan.settings["log_level"])
+    scheduler = Scheduler(plan)
+    hits = {"n": 0}
+
+    def handler(signum: int, frame: Any) -> None:
+        hits["n"] += 1
+        name = signal.Signals(signum).name
+        if hits["n"] == 1:
+            sys.stderr.write(f"\nscraper: {name}: starting no more runs; stopping the running "
+                             "ones gracefully (again to kill them at once)\n")
+        else:
+            sys.stderr.write(f"\nscraper: {name} again: killing the running runs\n")
+        scheduler.stop(force=hits["n"] > 1)
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return scheduler.run()
+    except StorageError as e:
+        log.error("scheduler aborted: %s", e)
+        return 1
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _runs(args: argparse.Namespace) -> int:
+    from .config import load_config, merge_settings
+    from .history import History
+    from .scheduler import format_runs
+
+    if args.limit < 1:
+        raise ConfigError(f"--limit {args.limit}: must be at least 1")
+    config = load_config(args.config)
+    settings = merge_settings((config.source, config.settings))
+    path = Path(settings["schedule_dir"]) / "history.sqlite"
+    if not path.is_file():
+        sys.stderr.write(f"no runs recorded yet ({path} does not exist)\n")
+        return 0
+    history = History(path, readonly=True)
+    try:
+        records = history.runs(args.name, args.limit)
+        if not records and args.name is not None:
+            known = {e.get("name", e.get("spider")) for e in settings["schedules"]} | {
+                e.get("spider") for e in settings["schedules"]}
+            if args.name not in known and not history.runs(args.name, 1):
+                raise ConfigError(f"runs {args.name}: no schedule or spider of that name in "
+                                  f"{config.source} or the history")
+    finally:
+        history.close()
+    if not records:
+        sys.stderr.write("no runs recorded yet" + (f" for {args.name}" if args.name else "") + "\n")
+        return 0
+    sys.stdout.write(format_runs(records) + "\n")
+    return 0

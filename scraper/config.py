@@ -191,6 +191,14 @@ def _ca_bundle(v: Any) -> str | None:
     return v
 
 
+def _backend(v: Any) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, str) and v.startswith(("redis://", "rediss://", "unix://")):
+        return v
+    raise _Invalid("null or a Redis URL such as redis://127.0.0.1:6379/0")
+
+
 @dataclass(frozen=True)
 class Setting:
     """One key of the schema: its default, its check, and one line of documentation."""
@@ -258,6 +266,19 @@ SCHEMA: dict[str, Setting] = {s.name: s for s in [
             "serve Prometheus metrics of scheduled runs on this port (0: any free port)"),
     Setting("metrics_host", "127.0.0.1", _string,
             "address the metrics endpoint listens on (0.0.0.0: every interface)"),
+    Setting("backend", None, _backend,
+            "share the crawl through Redis: redis://HOST:PORT/DB (rediss:// for TLS); null: this process"),
+    Setting("seen_ttl", None, _number(0, optional=True, strict=True),
+            "seconds after which a seen page may be fetched again (job dirs and Redis)"),
+    Setting("lease_seconds", 60.0, _number(0, strict=True),
+            "a request handed to a worker is leased this long (renewed while in flight); a dead "
+            "process's leases go back to the queue when they expire"),
+    Setting("heartbeat_interval", 15.0, _number(0, strict=True),
+            "seconds between lease renewals and cluster stats updates"),
+    Setting("poll_interval", 0.5, _number(0, strict=True),
+            "with a shared backend, an idle process looks for work this often (backing off to 5 s)"),
+    Setting("redis_retry_window", 30.0, _number(0),
+            "seconds to keep retrying (with back-off) a Redis that does not answer before failing"),
     Setting("shutdown_timeout", 30.0, _number(0),
             "after a stop (Ctrl-C, SIGTERM, a limit), seconds in-flight requests get to finish"),
     Setting("log_level", "INFO", _log_level, "DEBUG, INFO, WARNING or ERROR"),

@@ -2,24 +2,25 @@
 
     frontier ──pop (host room)──▶ tasks: queue.Queue ──▶ workers (fetch, callback)
         ▲                                                        │
-        └── push ◀── dedup, depth, offsite ◀── coordinator ◀── results: queue.Queue
+        └── push ◀── admission (dedup, depth, offsite) ◀── coordinator ◀── results
                                                    └──▶ pipelines ──▶ outputs
 
 Only the coordinator touches the frontier, the seen-set, the stats and the
 pipelines; workers only fetch and run spider code. Every task handed out comes
-back as exactly one Outcome, so the crawl ends exactly when the frontier is
-empty and nothing is in flight: the coordinator blocks on the results queue
-(with a timeout only for timed events: retries, host delays, limits, progress)
-and never polls to discover the end.
+back as exactly one Outcome, so a crawl on one machine ends exactly when the
+frontier is empty and nothing is in flight: the coordinator blocks on the
+results queue (with a timeout only for timed events: retries, host delays,
+limits, progress) and never polls to discover the end. With a shared backend
+other processes may add work or hold leases, so an idle process asks the
+cluster, with back-off, before it ends.
 
-A duplicate link is the common case, so it is rejected before any canonical
-URL or fingerprint is computed: the exact URL string is looked up in a bounded
-cache of URLs already decided.
+Each batch of outcomes is recorded in one backend transaction: acks, new
+requests, seen fingerprints, output positions, stats and dead letters commit
+together, which is what makes a persistent crawl resumable after a hard kill.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -29,9 +30,10 @@ from typing import Any
 
 from requests.cookies import RequestsCookieJar
 
+from .admission import Admission
 from .exceptions import RobotsBlocked
 from .fetcher import FetchConfig, Fetcher, RetryPolicy
-from .http import Request, host_key
+from .http import Request
 from .job import Job, start_hash
 from .pipelines import PipelineChain
 from .politeness import HostSlots, RobotsState
@@ -44,27 +46,33 @@ __all__ = ["Engine"]
 
 log = logging.getLogger(__name__)
 
-_WAKE = object()          # put on the results queue to wake the coordinator
-_KNOWN_URLS_MAX = 500_000  # URLs remembered for the cheap duplicate check
-_BATCH = 256               # outcomes recorded per transaction at most
+_WAKE = object()  # put on the results queue to wake the coordinator
+_BATCH = 256      # outcomes recorded per transaction at most
 
 
 class Engine:
-    """Runs one crawl of one spider to its end and returns its Stats."""
+    """Runs one crawl of one spider (in this process) to its end and returns its Stats."""
 
     def __init__(self, spider: Spider, settings: Any, pipelines: PipelineChain, *,
                  backend: Backend | None = None,
                  job: Job | None = None,
+                 keep_alive: bool = False,
                  on_progress: Callable[[dict[str, Any]], None] | None = None,
                  progress_interval: float | None = None) -> None:
         self.spider = spider
         self.settings = settings
         self.pipelines = pipelines
         self.backend = backend or MemoryBackend()
+        self.shared: bool = getattr(self.backend, "shared", False)
         self.job = job
+        self.keep_alive = keep_alive
         self.on_progress = on_progress
         self.stats = Stats(spider.name)
-        self.slots = HostSlots.from_settings(settings)
+        host_slots = getattr(self.backend, "host_slots", None)
+        self.slots = host_slots(settings) if host_slots else HostSlots.from_settings(settings)
+        self.admission = Admission(spider, self.backend.seen, max_depth=settings["max_depth"],
+                                   serialise=self.backend.serialises, errors=self.stats.errors,
+                                   filtered=self.stats.filtered, seen_ttl=settings["seen_ttl"])
         self.user_agent: str = settings["user_agent"]
         self.robots = RobotsState(self.user_agent) if settings["obey_robots"] else None
         self._robots_retry: dict[str, float] = {}
@@ -72,18 +80,19 @@ class Engine:
         self.workers_n: int = settings["workers"]
         self.max_pages: int | None = settings["max_pages"]
         self.max_items: int | None = settings["max_items"]
-        self.max_depth: int | None = settings["max_depth"]
         self.max_duration: float | None = settings["max_duration"]
         self.progress_interval: float = progress_interval or settings["progress_interval"]
+        self.poll_interval: float = settings["poll_interval"]
+        self.heartbeat: float = settings["heartbeat_interval"]
         self.tasks: queue.Queue[Any] = queue.Queue(maxsize=self.workers_n)
         self.results: queue.Queue[Any] = queue.Queue()
         self.in_flight = 0
+        self._leases: dict[Any, str] = {}  # lease id -> host, for what is in flight
         self._stop_reason: str | None = None
-        self._known: dict[str, str] = {}
-        self._domains: tuple[str, ...] = ()
-        self._host_ok: dict[str, bool] = {}
+        self._stop_started: float | None = None
         self._workers: list[Worker] = []
-        self._serialise = self.backend.serialises
+        self._idle_wait = self.poll_interval
+        self._sent_stats: dict[str, int] = {}
 
     # -- public --------------------------------------------------------------
     def stop(self, reason: str = "interrupted") -> None:
@@ -110,7 +119,7 @@ class Engine:
         try:
             spider.opened()
             # read after opened(), which may set them from spider arguments
-            self._domains = tuple(d.lower().lstrip(".") for d in (spider.allowed_domains or ()))
+            self.admission.set_domains(spider.allowed_domains)
             self._start_workers()
             self._seed(spider.start_requests())
             self._loop()
@@ -121,21 +130,29 @@ class Engine:
             self._finish()
         return self.stats
 
+    def cluster_stats(self) -> dict[str, int] | None:
+        """The whole cluster's counters, for a shared backend."""
+        get = getattr(self.backend, "cluster_stats", None)
+        return get() if get is not None else None
+
     # -- set-up and tear-down ------------------------------------------------
     def _start_workers(self) -> None:
         config = FetchConfig.from_settings(self.settings)
         if config.verify is False:
             log.warning("tls_verify is off: TLS certificates are not checked")
         jar = RequestsCookieJar()
+        offsite = self.admission.offsite if self.admission.domains else None
         for i in range(self.workers_n):
             w = Worker(i, self.spider, Fetcher(config, jar), self.retry, self.tasks, self.results,
-                       max_redirects=self.settings["max_redirects"],
-                       offsite=self._offsite if self._domains else None)
+                       max_redirects=self.settings["max_redirects"], offsite=offsite)
             w.start()
             self._workers.append(w)
 
     def _finish(self) -> None:
-        self._drain_tasks()
+        try:
+            self._drain_tasks()
+        except Exception:
+            log.exception("could not give back unstarted requests")
         for _ in self._workers:
             try:
                 self.tasks.put_nowait(None)
@@ -148,19 +165,21 @@ class Engine:
         except Exception:
             log.exception("%s.closed() raised", type(self.spider).__name__)
         self.pipelines.close(self.spider)
-        stats.errors.update(_nonzero({"pipeline-error": self.pipelines.errors}))
+        if self.pipelines.errors:
+            stats.errors["pipeline-error"] += self.pipelines.errors
         if self.pipelines.dropped:
             stats.filtered["dropped-item"] += self.pipelines.dropped
         stats.finished = time.time()
-        if self.job is not None:
-            try:
-                with self.backend.transaction():
+        try:
+            with self.backend.transaction():
+                if self.job is not None:
                     self.job.save({}, stats.snapshot(), [])
-            except Exception:
-                log.exception("could not save the job's final stats")
+                self._send_stats()
+        except Exception:
+            log.exception("could not save the final stats")
         self._report(final=True)
 
-    # -- scheduling ----------------------------------------------------------
+    # -- start requests ------------------------------------------------------
     def _seed(self, requests: Iterable[Any]) -> None:
         starts: list[Request] = []
         try:
@@ -182,93 +201,17 @@ class Engine:
             back = self.backend.frontier.requeue_all()  # type: ignore[attr-defined]
             log.info("resuming job: %d requests queued (%d were in flight when it stopped)",
                      self.backend.frontier.pending(), back)
+            # with seen_ttl, a finished job's start pages become due again
+            push = push or bool(self.settings["seen_ttl"])
         if not push:
             return  # the frontier already holds everything
-        entries = [e for e in map(self._admit, starts) if e is not None]
         with self.backend.transaction():
-            self.backend.frontier.push(entries)
+            self.backend.frontier.push(self.admission.admit(starts))
             if job is not None:
                 job.started(digest)
                 job.save(self.pipelines.positions(), self.stats.snapshot(), [])
 
-    def _admit(self, r: Request) -> Entry | None:
-        """The frontier entry for a new request, or None if it is filtered out."""
-        filtered = self.stats.filtered
-        plain = r.method == "GET" and r.body is None and not r.dont_filter
-        if plain:
-            known = self._known.get(r.url)
-            if known is not None:
-                filtered[known] += 1
-                return None
-        if self.max_depth is not None and r.depth > self.max_depth:
-            filtered["depth"] += 1
-            return None
-        host = r.host
-        if self._domains and not self._allowed(host):
-            filtered["offsite"] += 1
-            if plain:
-                self._remember(r.url, "offsite")
-            return None
-        if not self._valid_callbacks(r):
-            return None
-        if not r.dont_filter:
-            if plain:
-                self._remember(r.url, "duplicate")
-            if not self.backend.seen.add(r.fingerprint):
-                filtered["duplicate"] += 1
-                return None
-        data = self._encode(r)
-        if data is None:
-            return None
-        return Entry(host, data, r.priority)
-
-    def _remember(self, url: str, verdict: str) -> None:
-        known = self._known
-        if len(known) >= _KNOWN_URLS_MAX:
-            known.clear()  # cheap and safe: the seen-set stays the authority
-        known[url] = verdict
-
-    def _allowed(self, host: str) -> bool:
-        ok = self._host_ok.get(host)
-        if ok is None:
-            name = host.split("://", 1)[1].rsplit(":", 1)[0].strip("[]")
-            ok = any(name == d or name.endswith("." + d) for d in self._domains)
-            self._host_ok[host] = ok
-        return ok
-
-    def _offsite(self, url: str) -> bool:
-        return not self._allowed(host_key(url))
-
-    def _valid_callbacks(self, r: Request) -> bool:
-        for attr in ("callback", "errback"):
-            ref = getattr(r, attr)
-            if ref is None:
-                continue
-            if isinstance(ref, str):
-                ok = callable(getattr(self.spider, ref, None))
-            else:
-                ok = getattr(ref, "__self__", None) is self.spider
-            if not ok:
-                self.stats.error("bad-request")
-                log.error("request %s: %s must be a method of the spider (they are stored by "
-                          "name), got %r", r.url, attr, ref)
-                return False
-        return True
-
-    def _encode(self, r: Request) -> Any:
-        if not self._serialise:
-            return r
-        try:
-            return json.dumps(r.to_dict(), separators=(",", ":"))
-        except ValueError as e:
-            self.stats.error("bad-request")
-            log.error("%s", e)
-            return None
-
-    def _decode(self, data: Any) -> Request:
-        return data if not self._serialise else Request.from_dict(json.loads(data))
-
-    # -- the loop ------------------------------------------------------------
+    # -- handing out work ----------------------------------------------------
     def _budget(self) -> int:
         """How many more requests may be handed out now."""
         n = self.workers_n * 2 - self.in_flight
@@ -276,46 +219,70 @@ class Engine:
             n = min(n, self.max_pages - self.stats.pages - self.in_flight)
         return n
 
-    def _dispatch(self, now: float) -> None:
+    def _dispatch(self, now: float) -> int:
+        """Hand out what the frontier has for hosts with room; returns how many."""
         if self._robots_retry:
             for host, t in list(self._robots_retry.items()):
                 if t <= now:
                     del self._robots_retry[host]
-                    self._fetch_robots(host)
+                    self._need_robots(host)
         n = self._budget()
         if n <= 0:
-            return
+            return 0
         slots, robots = self.slots, self.robots
         frontier = self.backend.frontier
         leases = frontier.pop(n, now=now, room=slots.room(now), default_room=slots.default_room)
-        put = self.tasks.put
+        if not leases:
+            return 0
+        pop_takes_slots = getattr(slots, "pop_takes_slots", False)
         held = []
         for lease in leases:
             host = lease.entry.host
-            request = self._decode(lease.entry.data)
+            request = self.admission.decode(lease.entry.data)
             if robots is not None:
                 rules = robots.known(host)
                 if rules is None:
-                    held.append(lease.id)  # back to the frontier until robots.txt is known
+                    held.append(lease)  # back to the frontier until robots.txt is known
                     if host not in robots.fetching:
-                        self._fetch_robots(host)
+                        self._need_robots(host)
                     continue
                 if not rules.allowed(request.url, self.user_agent):
-                    self.in_flight += 1
-                    put((lease.id, request, RobotsBlocked(f"robots.txt disallows {request.url}",
-                                                          request=request)))
+                    if pop_takes_slots:
+                        slots.release(host, lease.id)  # never fetched: free the slot now
+                    self._hand_out(lease.id, host, request, RobotsBlocked(
+                        f"robots.txt disallows {request.url}", request=request))
                     continue
-            slots.acquire(host, now)
-            self.in_flight += 1
-            put((lease.id, request, None))
+            slots.acquire(host, now, lease.id)
+            self._hand_out(lease.id, host, request, None)
         if held:
-            frontier.release(held)
+            with self.backend.transaction():
+                if pop_takes_slots:
+                    for lease in held:
+                        slots.release(lease.entry.host, lease.id)
+                frontier.release([lease.id for lease in held])
+        return len(leases) - len(held)
 
-    def _fetch_robots(self, host: str) -> None:
-        """Hand a worker the robots.txt of ``host``; the host gets no room until it is known."""
+    def _hand_out(self, lease_id: Any, host: str, request: Request, refusal: Any) -> None:
+        self.in_flight += 1
+        self._leases[lease_id] = host
+        self.tasks.put((lease_id, request, refusal))
+
+    # -- robots.txt ----------------------------------------------------------
+    def _need_robots(self, host: str) -> None:
+        """Learn ``host``'s robots.txt: from the cluster if another process has it, else by
+        fetching it (one process of the cluster fetches; the others wait and look again)."""
         assert self.robots is not None
-        self.robots.fetching.add(host)
         self.slots.closed.add(host)
+        get = getattr(self.backend, "robots_get", None)
+        if get is not None:
+            known = get(host)
+            if known is not None:
+                self._apply_robots(host, *known)
+                return
+            if not self.backend.robots_claim(host, self.settings["timeout"][1] * 2 + 5):  # type: ignore[attr-defined]
+                self._robots_retry[host] = time.time() + self.poll_interval
+                return
+        self.robots.fetching.add(host)
         self.in_flight += 1
         self.tasks.put((None, Request(f"{host}/robots.txt", meta={"robots_for": host},
                                       dont_filter=True), None))
@@ -325,19 +292,27 @@ class Engine:
         host = o.request.meta["robots_for"]
         self.stats.requests += 1
         status = o.status
+        self.robots.fetching.discard(host)
         if status is None or status >= 500 or status == 429:
             failures = self.robots.failures[host] = self.robots.failures.get(host, 0) + 1
             if failures < self.retry.attempts:
-                self.robots.fetching.discard(host)
                 self._robots_retry[host] = now + self.retry.backoff(failures)
                 log.info("%s/robots.txt: %s; host held back, retrying later", host,
                          f"HTTP {status}" if status else o.error)
                 return
             log.warning("%s/robots.txt: unavailable after %d tries; not crawling that host",
                         host, failures)
-            rules = self.robots.learn(host, 200, "User-agent: *\nDisallow: /\n")
+            status, text = 200, "User-agent: *\nDisallow: /\n"
         else:
-            rules = self.robots.learn(host, status, o.robots_text)
+            text = o.robots_text or ""
+        put = getattr(self.backend, "robots_put", None)
+        if put is not None:
+            put(host, status, text)
+        self._apply_robots(host, status, text)
+
+    def _apply_robots(self, host: str, status: int | None, text: str) -> None:
+        assert self.robots is not None
+        rules = self.robots.learn(host, status, text)
         self.slots.closed.discard(host)
         if rules.sitemaps:
             self.spider._robots_sitemaps[host] = rules.sitemaps
@@ -345,10 +320,12 @@ class Engine:
         if delay:
             self.slots.set_min_delay(host, delay)
 
+    # -- the loop ------------------------------------------------------------
     def _loop(self) -> None:
         started = time.monotonic()
         deadline = started + self.max_duration if self.max_duration else None
         next_report = started + self.progress_interval
+        next_beat = started + self.heartbeat
         frontier = self.backend.frontier
         get, get_nowait = self.results.get, self.results.get_nowait
         while True:
@@ -358,18 +335,25 @@ class Engine:
             if now_m >= next_report:
                 self._report()
                 next_report = now_m + self.progress_interval
-            if not self.stopping:
-                self._dispatch(time.time())
-            if self.in_flight == 0 and (self.stopping or frontier.pending() == 0):
-                return
-            timeout = self._wait_time(next_report - now_m,
-                                      None if deadline is None else deadline - now_m)
+            if now_m >= next_beat:
+                self._heartbeat()
+                next_beat = now_m + self.heartbeat
+            dispatched = 0 if self.stopping else self._dispatch(time.time())
+            if self.in_flight == 0:
+                if self.stopping:
+                    return
+                if frontier.pending() == 0 and self._cluster_idle():
+                    return
+            idle = self.in_flight == 0 and dispatched == 0
+            timeout = self._wait_time(next_report - now_m, next_beat - now_m,
+                                      None if deadline is None else deadline - now_m, idle)
             try:
                 first = get(timeout=timeout)
             except queue.Empty:
                 if self.stopping and self.in_flight:
                     self._grace_expired()
                 continue
+            self._idle_wait = self.poll_interval
             batch = [first]
             try:
                 while len(batch) < _BATCH:
@@ -380,8 +364,30 @@ class Engine:
             if self.stopping and self._stop_reason != "max_pages":
                 self._drain_tasks()
 
-    def _wait_time(self, to_report: float, to_deadline: float | None) -> float:
-        candidates = [to_report]
+    def _cluster_idle(self) -> bool:
+        """True when no process can produce more work: always, on one machine; with a
+        shared backend, when nothing is leased anywhere (and not --keep-alive)."""
+        if not self.shared:
+            return True
+        frontier = self.backend.frontier
+        frontier.requeue_expired()  # leases of processes that died
+        if self.keep_alive:
+            return False
+        return frontier.pending() == 0 and frontier.leased() == 0
+
+    def _heartbeat(self) -> None:
+        """Renew the leases of what is in flight; put back leases of dead processes."""
+        frontier = self.backend.frontier
+        if self._leases:
+            frontier.renew(list(self._leases))
+        if self.shared:
+            frontier.requeue_expired()
+            with self.backend.transaction():
+                self._send_stats()
+
+    def _wait_time(self, to_report: float, to_beat: float, to_deadline: float | None,
+                   idle: bool) -> float:
+        candidates = [to_report, to_beat]
         if to_deadline is not None:
             candidates.append(to_deadline)
         if self.stopping:
@@ -392,6 +398,10 @@ class Engine:
             for t in (self.backend.frontier.next_ready(), self.slots.next_wakeup(now), robots_next):
                 if t is not None:
                     candidates.append(t - now)
+            if self.shared and idle:
+                # others may add work or free a host: look again, backing off while idle
+                candidates.append(self._idle_wait)
+                self._idle_wait = min(self._idle_wait * 2, max(self.poll_interval, 5.0))
         return max(0.0, min(candidates))
 
     # -- stopping ------------------------------------------------------------
@@ -401,8 +411,6 @@ class Engine:
             log.info("stopping: %s", reason)
         if reason != "max_pages":
             self._drain_tasks()
-
-    _stop_started: float | None = None
 
     def _grace_left(self) -> float:
         if self._stop_started is None:
@@ -430,12 +438,13 @@ class Engine:
             if lease is None:  # a robots.txt fetch: ask again later
                 self.robots.fetching.discard(request.meta["robots_for"])  # type: ignore[union-attr]
                 continue
-            released.append(lease)
-            if refusal is None:
-                self.slots.release(request.host)
+            released.append((lease, self._leases.pop(lease, request.host), refusal is None))
         if released:
             with self.backend.transaction():
-                self.backend.frontier.release(released)
+                for lease, host, holds_slot in released:
+                    if holds_slot:
+                        self.slots.release(host, lease)
+                self.backend.frontier.release([lease for lease, _, _ in released])
 
     # -- recording outcomes --------------------------------------------------
     def _record(self, outcomes: list[Outcome]) -> None:
@@ -445,7 +454,9 @@ class Engine:
         now = time.time()
         acks: list[Any] = []
         entries: list[Entry] = []
+        new: list[Request] = []
         dead: list[tuple[str, str]] = []
+        encode = self.admission.encode
         with self.backend.transaction():
             for o in outcomes:
                 request = o.request
@@ -453,9 +464,9 @@ class Engine:
                 if o.lease is None:
                     self._learn_robots(o, now)
                     continue
-                host = request.host
+                host = self._leases.pop(o.lease, request.host)
                 if o.fetched:
-                    self.slots.release(host)
+                    self.slots.release(host, o.lease)
                     stats.requests += 1
                 acks.append(o.lease)
                 if o.status is not None:
@@ -466,46 +477,47 @@ class Engine:
                     if o.host_backoff is not None:
                         self.slots.back_off(host, now + o.host_backoff)
                     if o.redirect is not None:
-                        entry = self._admit(o.redirect)
-                        if entry is not None:
-                            entries.append(entry)
+                        new.append(o.redirect)
                     else:
                         stats.pages += 1
                 if o.retry_in is not None:
                     stats.retries += 1
                     request.attempt += 1
-                    data = self._encode(request)
+                    data = encode(request)
                     if data is not None:
-                        entries.append(Entry(request.host, data, request.priority, now + o.retry_in))
+                        entries.append(Entry(host, data, request.priority, now + o.retry_in))
                 elif o.error is not None:
                     stats.errors[o.error] += 1
                     if o.dead:
                         stats.dead += 1
                         if self.job is not None:
                             request.attempt = 0
-                            data = self._encode(request)
+                            data = encode(request)
                             if data is not None:
                                 dead.append((data, o.error))
                 if o.callback_errors:
                     stats.errors["callback"] += o.callback_errors
                 if o.bad_outputs:
                     stats.errors["bad-output"] += o.bad_outputs
-                depth = request.depth + 1
-                for r in o.requests:
-                    r.depth = depth
-                    entry = self._admit(r)
-                    if entry is not None:
-                        entries.append(entry)
+                if o.requests:
+                    depth = request.depth + 1
+                    for r in o.requests:
+                        r.depth = depth
+                    new.extend(o.requests)
                 for item in o.items:
                     self._item(item)
                 if o.close_reason is not None:
                     self._begin_stop(o.close_reason)
+            if new:
+                entries.extend(self.admission.admit(new))
             frontier = self.backend.frontier
             frontier.ack(acks)
             if entries:
                 frontier.push(entries)
             if self.job is not None:
                 self.job.save(self.pipelines.positions(), stats.snapshot(), dead)
+            if self.shared:
+                self._send_stats()
         if self.max_pages is not None and stats.pages >= self.max_pages:
             self._begin_stop("max_pages")
 
@@ -517,6 +529,18 @@ class Engine:
             self.stats.items += 1
             if self.max_items is not None and self.stats.items >= self.max_items:
                 self._begin_stop("max_items")
+
+    def _send_stats(self) -> None:
+        """Add what changed since last time to the cluster's counters (shared backends)."""
+        add = getattr(self.backend, "add_stats", None)
+        if add is None:
+            return
+        now = self.stats.counters()
+        delta = {k: v - self._sent_stats.get(k, 0) for k, v in now.items()
+                 if v != self._sent_stats.get(k, 0)}
+        if delta:
+            add(delta)
+            self._sent_stats = now
 
     # -- progress ------------------------------------------------------------
     def progress(self) -> dict[str, Any]:
@@ -531,8 +555,3 @@ class Engine:
             snapshot = self.progress()
             snapshot["final"] = final
             self.on_progress(snapshot)
-
-
-def _nonzero(d: dict[str, int]) -> dict[str, int]:
-    return {k: v for k, v in d.items() if v}
-

@@ -94,7 +94,9 @@ class HostSlots:
             room[host] = 0
         return room
 
-    def acquire(self, host: str, now: float) -> None:
+    pop_takes_slots = False  # the engine takes a slot with acquire() after each pop
+
+    def acquire(self, host: str, now: float, lease_id: Any = None) -> None:
         """A request to ``host`` starts now."""
         self.in_flight[host] = self.in_flight.get(host, 0) + 1
         delay = self.delay_of(host)
@@ -103,7 +105,7 @@ class HostSlots:
                 delay *= random.uniform(0.5, 1.5)
             self.next_allowed[host] = max(now + delay, self.next_allowed.get(host, 0.0))
 
-    def release(self, host: str) -> None:
+    def release(self, host: str, lease_id: Any = None) -> None:
         """A request to ``host`` has finished."""
         n = self.in_flight.get(host, 0) - 1
         if n > 0:

@@ -89,6 +89,15 @@ class Stats:
             f"{s['dead_letters']}, {s['bytes'] / 1e6:.1f} MB)",
         ])
 
+    def counters(self) -> dict[str, int]:
+        """Every counter as one flat mapping (``errors:timeout``, ``statuses:200``...)."""
+        flat = {"pages": self.pages, "items": self.items, "requests": self.requests,
+                "bytes": self.bytes, "retries": self.retries, "dead": self.dead}
+        flat.update({f"errors:{k}": v for k, v in self.errors.items()})
+        flat.update({f"statuses:{k}": v for k, v in self.statuses.items()})
+        flat.update({f"filtered:{k}": v for k, v in self.filtered.items()})
+        return flat
+
     def snapshot(self) -> dict[str, Any]:
         """The counters, for a job dir to restore them when the crawl resumes."""
         return {

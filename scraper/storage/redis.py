@@ -384,6 +384,8 @@ class RedisHostSlots:
         self._delays: dict[str, float] = {}
         self._min_delay: dict[str, float] = {}
 
+    pop_takes_slots = True  # the frontier's pop script takes the cluster-wide slot
+
     @property
     def default_room(self) -> int:
         return self.per_host
