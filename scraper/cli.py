@@ -26,7 +26,7 @@ from typing import Any, NoReturn
 from . import __version__
 from .config import parse_cli_settings
 from .exceptions import ConfigError, ScraperError, SpiderError, SpiderNotFound, StorageError
-from .runner import Crawl, list_spiders, prepare, retry_failed
+from .runner import Crawl, list_spiders, prepare, push, reset, retry_failed
 
 __all__ = ["main"]
 
@@ -66,8 +66,31 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force-resume", action="store_true",
                      help="resume a job dir even though the spider's start requests (or the "
                           "fingerprint version) changed")
+    run.add_argument("--backend", metavar="URL",
+                     help="share the crawl through Redis (redis://HOST:PORT/DB, rediss:// for "
+                          "TLS): every process started with the same spider and backend works "
+                          "on the same crawl")
+    run.add_argument("--keep-alive", action="store_true",
+                     help="with --backend: when the shared crawl runs dry, wait for URLs added "
+                          "with `push` instead of exiting")
     # how the scheduler hands a schedule's `settings` to its runs: a layer below -s
     run.add_argument("--schedule-settings", metavar="JSON", help=argparse.SUPPRESS)
+
+    push = sub.add_parser("push", help="add start URLs to a shared (Redis) crawl",
+                          description="Add URLs to the frontier of NAME's shared crawl (skipping "
+                                      "those already seen); running processes pick them up.")
+    push.add_argument("name", metavar="NAME", help="the spider's name")
+    push.add_argument("urls", metavar="URL", nargs="+", help="absolute http(s) URLs")
+    push.add_argument("--backend", metavar="URL", help="the Redis URL (default: config.yaml's backend)")
+    push.add_argument("--config", metavar="PATH", help="config file (default: ./config.yaml if present)")
+
+    reset = sub.add_parser("reset", help="delete a shared crawl's state from Redis",
+                           description="Delete every key of NAME's shared crawl (all under "
+                                       "scraper:NAME:) from the backend: its frontier, seen-set, "
+                                       "stats and items stream.")
+    reset.add_argument("name", metavar="NAME", help="the spider's name")
+    reset.add_argument("--backend", metavar="URL", help="the Redis URL (default: config.yaml's backend)")
+    reset.add_argument("--config", metavar="PATH", help="config file (default: ./config.yaml if present)")
 
     rf = sub.add_parser("retry-failed", help="put a job's failed requests back in its queue",
                         description="Put the requests of --job-dir DIR that failed after their "
@@ -114,6 +137,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo(args)
         if args.command in ("schedule", "runs"):
             return _schedule(args) if args.command == "schedule" else _runs(args)
+        if args.command == "push":
+            added, seen = push(args.name, args.urls, config_path=args.config,
+                               backend_url=args.backend)
+            sys.stderr.write(f"{added} URL(s) added to {args.name}'s crawl"
+                             + (f" ({seen} already seen)" if seen else "") + "\n")
+            return 0
+        if args.command == "reset":
+            n = reset(args.name, config_path=args.config, backend_url=args.backend)
+            sys.stderr.write(f"{n} key(s) of {args.name}'s crawl deleted\n")
+            return 0
         if args.command == "retry-failed":
             n = retry_failed(args.name, args.job_dir, args.config)
             sys.stderr.write(f"{n} failed request(s) put back in {args.job_dir}; run the crawl "
@@ -123,6 +156,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, SpiderNotFound, SpiderError) as e:
         sys.stderr.write(f"scraper: error: {e}\n")
         return 2
+    except StorageError as e:  # a backend that cannot be reached: the crawl could not run
+        sys.stderr.write(f"scraper: error: {e}\n")
+        return 1
 
 
 def _outputs(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -145,12 +181,16 @@ def _run(args: argparse.Namespace, extra_args: dict[str, str] | None = None) -> 
     summary_path = getattr(args, "summary", None)
     if summary_path:
         _check_writable(summary_path)
+    settings = parse_cli_settings(args.settings)
+    if getattr(args, "backend", None):
+        settings["backend"] = args.backend
     crawl = prepare(args.name, config_path=args.config,
-                    settings=parse_cli_settings(args.settings),
+                    settings=settings,
                     schedule_settings=_schedule_settings(args),
                     spider_args={**_spider_args(getattr(args, "spider_args", [])), **(extra_args or {})},
                     outputs=_outputs(args), job_dir=getattr(args, "job_dir", None),
-                    force_resume=getattr(args, "force_resume", False))
+                    force_resume=getattr(args, "force_resume", False),
+                    keep_alive=getattr(args, "keep_alive", False))
     _setup_logging(crawl.settings["log_level"])
     return _execute(crawl, summary_path)
 
@@ -180,6 +220,11 @@ def _execute(crawl: Crawl, summary_path: str | None) -> int:
         return 1
     if stats.reason == "error":
         status = 1
+    if crawl.engine is not None and crawl.engine.shared:
+        try:
+            stats.cluster = crawl.engine.cluster_stats()
+        except ScraperError as e:
+            log.warning("cluster stats unavailable: %s", e)
     sys.stderr.write(stats.format_summary() + "\n")
     if summary_path:
         try:

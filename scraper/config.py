@@ -116,8 +116,11 @@ def _outputs(v: Any) -> tuple[dict[str, Any], ...]:
     for item in v:
         if isinstance(item, str) and item:
             item = {"path": item}
+        if isinstance(item, dict) and item.get("type") == "redis-stream" and "path" not in item:
+            item = {**item, "path": "-"}
         if not isinstance(item, dict) or not isinstance(item.get("path"), str) or not item["path"]:
-            raise _Invalid("a list of outputs, each a path or a mapping with a path")
+            raise _Invalid("a list of outputs, each a path or a mapping with a path "
+                           "(or {type: redis-stream})")
         out.append(dict(item))
     return tuple(out)
 

@@ -517,6 +517,9 @@ class Engine:
             if self.job is not None:
                 self.job.save(self.pipelines.positions(), stats.snapshot(), dead)
             if self.shared:
+                # items reach the files before their pages are acked: a process killed in
+                # between loses nothing (another one fetches those pages again)
+                self.pipelines.flush()
                 self._send_stats()
         if self.max_pages is not None and stats.pages >= self.max_pages:
             self._begin_stop("max_pages")

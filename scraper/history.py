@@ -106,12 +106,16 @@ class History:
             if readonly:
                 self.conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True,
                                             isolation_level=None, timeout=10)
+                # a scheduler that has just created the file may not have its tables yet
+                self._empty = not self.conn.execute(
+                    "SELECT 1 FROM sqlite_master WHERE name = 'schedules'").fetchall()
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=10)
                 self.conn.execute("PRAGMA journal_mode=WAL")
                 self.conn.execute("PRAGMA synchronous=NORMAL")
-                self.conn.executescript(_SCHEMA)
+                self.conn.executescript(f"BEGIN; {_SCHEMA} COMMIT;")
+                self._empty = False
             self.conn.row_factory = sqlite3.Row
         except (sqlite3.Error, OSError) as e:
             raise StorageError(f"run history {self.path}: cannot open ({e})") from e
@@ -130,6 +134,8 @@ class History:
             raise StorageError(f"run history {self.path}: {e}") from e
 
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        if self._empty:
+            return []
         try:
             return self.conn.execute(sql, params).fetchall()
         except sqlite3.Error as e:

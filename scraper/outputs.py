@@ -15,9 +15,10 @@ import io
 import json
 import logging
 import os
+import socket
 import sqlite3
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 
 _TYPES = {".jsonl": "jsonl", ".jl": "jsonl", ".ndjson": "jsonl", ".json": "json",
           ".csv": "csv", ".db": "sqlite", ".sqlite": "sqlite", ".sqlite3": "sqlite"}
-TYPES = ("jsonl", "json", "csv", "sqlite")
+TYPES = ("jsonl", "json", "csv", "sqlite", "redis-stream")
 
 
 class Output(Protocol):
@@ -77,6 +78,8 @@ def dumps(value: Any) -> str:
 def output_type(spec: Mapping[str, Any]) -> str:
     """The output's type: ``type`` if given, else from the path's extension."""
     kind = spec.get("type")
+    if kind == "redis-stream":
+        return kind
     path = str(spec["path"])
     if kind is None:
         if path == "-":
@@ -92,11 +95,17 @@ def output_type(spec: Mapping[str, Any]) -> str:
     return kind
 
 
-def open_output(spec: Mapping[str, Any], spider: str, *, resume_at: int | None = None) -> Output:
+def open_output(spec: Mapping[str, Any], spider: str, *, resume_at: int | None = None,
+                stream: Callable[[str], None] | None = None) -> Output:
     """Open the output ``spec`` names: appended to, overwritten (``overwrite: true``), or,
-    when a job resumes, cut back to ``resume_at`` (its last committed position)."""
-    raw_path = str(spec["path"])
+    when a job resumes, cut back to ``resume_at`` (its last committed position).
+    ``stream`` receives items (JSON) for the redis-stream output."""
+    raw_path = str(spec.get("path") or "-")
     kind = output_type(spec)
+    if kind == "redis-stream":
+        if stream is None:
+            raise ConfigError("output type redis-stream needs a Redis backend (--backend)")
+        return StreamOutput(stream)
     overwrite = bool(spec.get("overwrite", False)) and resume_at is None
     if raw_path == "-":
         return StdoutOutput()
@@ -123,10 +132,14 @@ def open_output(spec: Mapping[str, Any], spider: str, *, resume_at: int | None =
         raise ConfigError(f"output {path}: cannot open as SQLite ({e})") from None
 
 
-def check_output(spec: Mapping[str, Any], spider: str) -> None:
+def check_output(spec: Mapping[str, Any], spider: str, *, shared: bool = False) -> None:
     """Everything about an output that can be checked without touching its file, so a bad
     second output never leaves the first one truncated."""
-    output_type(spec)
+    kind = output_type(spec)
+    if kind == "redis-stream":
+        if not shared:
+            raise ConfigError("output type redis-stream needs a Redis backend (--backend)")
+        return
     if str(spec["path"]) == "-":
         return
     path = Path(output_path(spec, spider))
@@ -144,11 +157,12 @@ def check_output(spec: Mapping[str, Any], spider: str) -> None:
 
 def output_path(spec: Mapping[str, Any], spider: str) -> str:
     """The output's path with ``{spider}`` filled in."""
-    raw_path = str(spec["path"])
+    raw_path = str(spec.get("path") or "-")
     try:
-        return raw_path.format(spider=spider)
+        return raw_path.format(spider=spider, hostname=socket.gethostname(), pid=os.getpid())
     except (KeyError, IndexError, ValueError) as e:
-        raise ConfigError(f"output {raw_path}: bad placeholder {e} (only {{spider}} is known)") from None
+        raise ConfigError(f"output {raw_path}: bad placeholder {e} (known: {{spider}}, "
+                          "{hostname}, {pid})") from None
 
 
 def _cut_back(path: str, position: int) -> None:
@@ -196,6 +210,28 @@ class JsonLinesOutput(_FileOutput):
 
     def write(self, item: dict[str, Any]) -> None:
         self._write(dumps(item) + "\n")
+
+
+class StreamOutput:
+    """Items appended to the crawl's Redis stream, in the same transaction that acks their
+    page: exactly once, whichever process writes them."""
+
+    path = "-"
+
+    def __init__(self, sink: Callable[[str], None]) -> None:
+        self.sink = sink
+
+    def write(self, item: dict[str, Any]) -> None:
+        self.sink(dumps(item))
+
+    def flush(self) -> None:
+        pass
+
+    def position(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        pass
 
 
 class StdoutOutput:

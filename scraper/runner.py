@@ -26,10 +26,12 @@ from .pipelines import PipelineChain, build_pipelines
 from .spider import Spider
 from .stats import Stats
 from .storage import Backend, Entry
+from .storage.redis import RedisBackend, check_url
+from .storage.redis import reset as reset_keys
 from .storage.sqlite import SQLiteBackend
 
 __all__ = ["Crawl", "build_crawl", "check_crawl", "crawl_settings", "list_spiders", "prepare",
-           "retry_failed"]
+           "push", "reset", "retry_failed"]
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +45,13 @@ class Crawl:
     pipelines: PipelineChain
     backend: Backend | None = None
     job: Job | None = None
+    keep_alive: bool = False
     engine: Engine | None = field(default=None, init=False)
 
     def run(self, on_progress: Callable[[dict[str, Any]], None] | None = None,
             progress_interval: float | None = None) -> Stats:
         self.engine = Engine(self.spider, self.settings, self.pipelines, backend=self.backend,
-                             job=self.job, on_progress=on_progress,
+                             job=self.job, keep_alive=self.keep_alive, on_progress=on_progress,
                              progress_interval=progress_interval)
         try:
             return self.engine.run()
@@ -73,7 +76,8 @@ def prepare(name: str, *, config_path: str | Path | None = None,
             schedule_settings: Mapping[str, Any] | None = None,
             spider_args: Mapping[str, str] | None = None,
             outputs: Sequence[Mapping[str, Any]] = (),
-            job_dir: str | Path | None = None, force_resume: bool = False) -> Crawl:
+            job_dir: str | Path | None = None, force_resume: bool = False,
+            keep_alive: bool = False) -> Crawl:
     """Find the spider ``name`` through the config and validate everything a crawl needs."""
     config: ConfigFile = load_config(config_path)
     base = merge_settings((config.source, config.settings), ("schedule settings", schedule_settings),
@@ -81,7 +85,7 @@ def prepare(name: str, *, config_path: str | Path | None = None,
     cls = load_spider(name, base["spiders_path"], config.base_dir)
     return build_crawl(cls, config=config, settings=settings, schedule_settings=schedule_settings,
                        spider_args=spider_args, outputs=outputs, job_dir=job_dir,
-                       force_resume=force_resume)
+                       force_resume=force_resume, keep_alive=keep_alive)
 
 
 def crawl_settings(cls: type[Spider], *, config: ConfigFile | None = None,
@@ -131,37 +135,96 @@ def build_crawl(cls: type[Spider], *, config: ConfigFile | None = None,
                 spider_args: Mapping[str, str] | None = None,
                 outputs: Sequence[Mapping[str, Any]] = (),
                 pipelines: Sequence[Any] = (),
-                job_dir: str | Path | None = None, force_resume: bool = False) -> Crawl:
+                job_dir: str | Path | None = None, force_resume: bool = False,
+                keep_alive: bool = False) -> Crawl:
     """A crawl of the spider class ``cls`` (settings layered over ``config``), not yet started.
 
     ``pipelines`` are extra pipeline instances run after the configured ones. With
-    ``job_dir`` the crawl is persistent: it resumes what that job dir holds.
+    ``job_dir`` the crawl is persistent: it resumes what that job dir holds. With the
+    ``backend`` setting (a Redis URL) it joins the crawl shared by every process that
+    uses that backend and spider.
     """
     name = cls.name
     merged = crawl_settings(cls, config=config, settings=settings,
                             schedule_settings=schedule_settings)
     spider = _new_spider(cls, spider_args)
     chain = build_pipelines(merged["pipelines"]) + list(pipelines)
-    backend: SQLiteBackend | None = None
+    backend: Any = None
     job: Job | None = None
     opened: list[Output] = []
     specs = list(merged["outputs"]) + list(outputs)
+    redis_url = merged["backend"]
+    if redis_url and job_dir is not None:
+        raise ConfigError("--job-dir and --backend: use one (a Redis backend is already "
+                          "persistent and shared)")
+    if redis_url:
+        check_url(redis_url)
     for spec in specs:
-        check_output(spec, name)
+        check_output(spec, name, shared=bool(redis_url))
     try:
         if job_dir is not None:
-            backend = SQLiteBackend(job_dir)
+            backend = SQLiteBackend(job_dir, lease_seconds=merged["lease_seconds"],
+                                    seen_ttl=merged["seen_ttl"])
             job = Job(backend, name, force=force_resume)
+        elif redis_url:
+            backend = RedisBackend(redis_url, name, lease_seconds=merged["lease_seconds"],
+                                   seen_ttl=merged["seen_ttl"],
+                                   retry_window=merged["redis_retry_window"])
         for spec in specs:
             resume_at = job.output_position(output_path(spec, name)) if job else None
-            opened.append(open_output(spec, name, resume_at=resume_at))
-    except ConfigError:
+            opened.append(open_output(spec, name, resume_at=resume_at,
+                                      stream=getattr(backend, "add_item", None)))
+    except BaseException:
         for o in opened:
             o.close()
         if backend is not None:
             backend.close()
         raise
-    return Crawl(spider, merged, PipelineChain(chain, opened), backend, job)
+    crawl = Crawl(spider, merged, PipelineChain(chain, opened), backend, job)
+    crawl.keep_alive = keep_alive
+    return crawl
+
+
+def _shared_backend(name: str, config_path: str | Path | None, url: str | None) -> Any:
+    config = load_config(config_path)
+    base = merge_settings((config.source, config.settings), ("--backend", {"backend": url} if url else None))
+    load_spider(name, base["spiders_path"], config.base_dir)
+    if not base["backend"]:
+        raise ConfigError("no backend: give --backend redis://HOST:PORT/DB or set backend: in "
+                          "config.yaml")
+    return base
+
+
+def push(name: str, urls: Sequence[str], *, config_path: str | Path | None = None,
+         backend_url: str | None = None) -> tuple[int, int]:
+    """Add start URLs to a shared crawl (through its seen-set); returns (added, already seen)."""
+    from .http import Request
+
+    base = _shared_backend(name, config_path, backend_url)
+    requests = []
+    for url in urls:
+        try:
+            requests.append(Request(url))
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"push: {e}") from None
+    backend = RedisBackend(base["backend"], name, seen_ttl=base["seen_ttl"],
+                           retry_window=base["redis_retry_window"])
+    try:
+        fresh = backend.seen.add_many([r.fingerprint for r in requests])
+        entries = [Entry(r.host, json.dumps(r.to_dict()), r.priority)
+                   for r, new in zip(requests, fresh) if new]
+        with backend.transaction():
+            backend.frontier.push(entries)
+        return len(entries), len(requests) - len(entries)
+    finally:
+        backend.close()
+
+
+def reset(name: str, *, config_path: str | Path | None = None,
+          backend_url: str | None = None) -> int:
+    """Delete every Redis key of ``name``'s shared crawl; returns how many."""
+    base = _shared_backend(name, config_path, backend_url)
+    return reset_keys(base["backend"], name)
 
 
 def retry_failed(name: str, job_dir: str | Path, config_path: str | Path | None = None) -> int:

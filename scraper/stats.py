@@ -20,6 +20,17 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
 
 
+def _cluster_summary(flat: dict[str, int]) -> dict[str, Any]:
+    """The cluster's flat counters (``errors:timeout``...) shaped like a summary."""
+    out: dict[str, Any] = {k: flat.get(k, 0) for k in ("pages", "items", "requests", "retries",
+                                                        "bytes", "dead")}
+    for group in ("errors", "statuses", "filtered"):
+        out[group] = {k.split(":", 1)[1]: v for k, v in sorted(flat.items())
+                      if k.startswith(group + ":") and v}
+    out["errors_total"] = sum(out["errors"].values())
+    return out
+
+
 @dataclass
 class Stats:
     """Counters of one crawl."""
@@ -35,6 +46,7 @@ class Stats:
     retries: int = 0
     dead: int = 0                 # requests that failed after their last retry
     elapsed_before: float = 0.0   # seconds of earlier runs of the same job
+    cluster: dict[str, int] | None = None  # the whole cluster's counters (shared backend)
     first_started: float | None = None
     errors: Counter[str] = field(default_factory=Counter)
     statuses: Counter[int] = field(default_factory=Counter)
@@ -70,6 +82,7 @@ class Stats:
             "finished": _iso(self.finished or time.time()),
             "duration_s": round(self.duration, 3),
             "pages_per_s": round(self.pages_per_second, 1),
+            **({"cluster": _cluster_summary(self.cluster)} if self.cluster is not None else {}),
         }
 
     def format_summary(self) -> str:
@@ -87,7 +100,9 @@ class Stats:
             f"filtered  {filtered}",
             f"requests  {s['requests']}  (retries {s['retries']}, failed after retries "
             f"{s['dead_letters']}, {s['bytes'] / 1e6:.1f} MB)",
-        ])
+        ] + ([] if self.cluster is None else [
+            "cluster   pages {pages}, items {items}, errors {errors_total}, requests {requests} "
+            "(every process of this crawl)".format(**s["cluster"])]))
 
     def counters(self) -> dict[str, int]:
         """Every counter as one flat mapping (``errors:timeout``, ``statuses:200``...)."""

@@ -526,11 +526,12 @@ class RedisBackend:
         raw = self._c.call(self._c.client.hgetall, self.prefix + "stats")
         return {k.decode(): int(v) for k, v in raw.items()}
 
-    def add_items(self, items: Sequence[str], maxlen: int | None = None) -> None:
-        """Append items (JSON) to the crawl's stream, in the engine's transaction."""
+    def add_item(self, item: str) -> None:
+        """Append an item (JSON) to the crawl's stream, in the engine's transaction."""
         w = self._c.writer()
-        for item in items:
-            w.xadd(self.prefix + "items", {"item": item}, maxlen=maxlen, approximate=True)
+        w.xadd(self.prefix + "items", {"item": item})
+        if self._c.pipe is None:
+            self._c.round_trips += 1
 
     def close(self) -> None:
         try:

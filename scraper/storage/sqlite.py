@@ -39,7 +39,7 @@ CREATE TABLE IF NOT EXISTS frontier (
 );
 CREATE INDEX IF NOT EXISTS frontier_ready ON frontier (priority DESC, id) WHERE lease IS NULL;
 CREATE INDEX IF NOT EXISTS frontier_leased ON frontier (lease_until) WHERE lease IS NOT NULL;
-CREATE TABLE IF NOT EXISTS seen (fp BLOB PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS seen (fp BLOB PRIMARY KEY, at REAL NOT NULL DEFAULT 0) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS outputs (path TEXT PRIMARY KEY, position INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS dead (
     id INTEGER PRIMARY KEY AUTOINCREMENT, data TEXT NOT NULL, reason TEXT NOT NULL, at REAL NOT NULL
@@ -204,19 +204,29 @@ class SQLiteFrontier:
 
 
 class SQLiteSeenSet:
-    """Fingerprints in a WITHOUT ROWID table; ``INSERT OR IGNORE`` is the test-and-set."""
+    """Fingerprints in a WITHOUT ROWID table; an insert that changes a row is the
+    test-and-set. With ``ttl``, a fingerprint older than that counts as unseen (and is
+    stamped anew), so recurring crawls revisit pages."""
 
-    def __init__(self, db: _Db) -> None:
+    _ADD = "INSERT OR IGNORE INTO seen (fp, at) VALUES (?, ?)"
+    _ADD_TTL = ("INSERT INTO seen (fp, at) VALUES (?, ?) "
+                "ON CONFLICT(fp) DO UPDATE SET at = excluded.at WHERE seen.at < ?")
+
+    def __init__(self, db: _Db, ttl: float | None = None) -> None:
         self._db = db
+        self.ttl = ttl
 
     def add(self, fingerprint: bytes) -> bool:
-        with self._db.transaction() as c:
-            return c.execute("INSERT OR IGNORE INTO seen (fp) VALUES (?)", (fingerprint,)).rowcount == 1
+        return self.add_many([fingerprint])[0]
 
     def add_many(self, fingerprints: Sequence[bytes]) -> list[bool]:
+        now = time.time()
         with self._db.transaction() as c:
-            return [c.execute("INSERT OR IGNORE INTO seen (fp) VALUES (?)", (fp,)).rowcount == 1
-                    for fp in fingerprints]
+            if self.ttl:
+                cutoff = now - self.ttl
+                return [c.execute(self._ADD_TTL, (fp, now, cutoff)).rowcount == 1
+                        for fp in fingerprints]
+            return [c.execute(self._ADD, (fp, now)).rowcount == 1 for fp in fingerprints]
 
     def __contains__(self, fingerprint: object) -> bool:
         with self._db.lock:
@@ -234,7 +244,7 @@ class SQLiteBackend:
     serialises = True
 
     def __init__(self, directory: str | Path, *, lease_seconds: float = 600.0,
-                 lock: bool = True) -> None:
+                 seen_ttl: float | None = None, lock: bool = True) -> None:
         self.dir = Path(directory)
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
@@ -248,7 +258,7 @@ class SQLiteBackend:
         self._db = _Db(self.dir / "job.sqlite")
         self.owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.frontier = SQLiteFrontier(self._db, self.owner, lease_seconds)
-        self.seen = SQLiteSeenSet(self._db)
+        self.seen = SQLiteSeenSet(self._db, seen_ttl)
 
     def _take_lock(self) -> Any:
         f = open(self.dir / "lock", "a+")

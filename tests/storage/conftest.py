@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -9,14 +10,19 @@ import pytest
 from scraper.storage import MemoryBackend
 from scraper.storage.sqlite import SQLiteBackend
 
-BACKENDS = ["memory", "sqlite"]
+BACKENDS = ["memory", "sqlite", "redis"]
 
 
 @pytest.fixture(params=BACKENDS)
 def backend(request, tmp_path) -> Iterator[object]:
     if request.param == "memory":
         b = MemoryBackend()
-    else:
+    elif request.param == "sqlite":
         b = SQLiteBackend(tmp_path / "job")
+    else:
+        from scraper.storage.redis import RedisBackend
+
+        url = request.getfixturevalue("redis_url")
+        b = RedisBackend(url, f"contract-{uuid.uuid4().hex[:8]}")
     yield b
     b.close()
