@@ -154,11 +154,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         return _run(args)
     except (ConfigError, SpiderNotFound, SpiderError) as e:
-        sys.stderr.write(f"scraper: error: {e}\n")
+        sys.stderr.write(f"scraper: error: {_one_line(e)}\n")
         return 2
     except StorageError as e:  # a backend that cannot be reached: the crawl could not run
-        sys.stderr.write(f"scraper: error: {e}\n")
+        sys.stderr.write(f"scraper: error: {_one_line(e)}\n")
         return 1
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())
 
 
 def _outputs(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -196,8 +200,13 @@ def _run(args: argparse.Namespace, extra_args: dict[str, str] | None = None) -> 
 
 
 def _check_writable(path: str) -> None:
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent) or not os.access(parent, os.W_OK) or os.path.isdir(path):
+    """The summary file can be written: it is not a directory, and its nearest existing
+    ancestor is a writable directory (missing directories are created)."""
+    target = os.path.abspath(path)
+    parent = os.path.dirname(target)
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if os.path.isdir(target) or not os.path.isdir(parent) or not os.access(parent, os.W_OK):
         raise ConfigError(f"--summary {path}: cannot be written")
 
 

@@ -32,7 +32,7 @@ from requests.cookies import RequestsCookieJar
 
 from .admission import Admission
 from .exceptions import RobotsBlocked
-from .fetcher import FetchConfig, Fetcher, RetryPolicy
+from .fetcher import FetchConfig, Fetcher, RetryPolicy, Watchdog
 from .http import Request
 from .job import Job, start_hash
 from .pipelines import PipelineChain
@@ -93,6 +93,7 @@ class Engine:
         self._workers: list[Worker] = []
         self._idle_wait = self.poll_interval
         self._sent_stats: dict[str, int] = {}
+        self.watchdog = Watchdog()
 
     # -- public --------------------------------------------------------------
     def stop(self, reason: str = "interrupted") -> None:
@@ -143,7 +144,8 @@ class Engine:
         jar = RequestsCookieJar()
         offsite = self.admission.offsite if self.admission.domains else None
         for i in range(self.workers_n):
-            w = Worker(i, self.spider, Fetcher(config, jar), self.retry, self.tasks, self.results,
+            w = Worker(i, self.spider, Fetcher(config, jar, self.watchdog), self.retry,
+                       self.tasks, self.results,
                        max_redirects=self.settings["max_redirects"], offsite=offsite)
             w.start()
             self._workers.append(w)
@@ -158,6 +160,7 @@ class Engine:
                 self.tasks.put_nowait(None)
             except queue.Full:
                 break
+        self.watchdog.stop()
         stats = self.stats
         stats.reason = self._stop_reason or "finished"
         try:
@@ -478,8 +481,8 @@ class Engine:
                         self.slots.back_off(host, now + o.host_backoff)
                     if o.redirect is not None:
                         new.append(o.redirect)
-                    else:
-                        stats.pages += 1
+                    elif o.retry_in is None:
+                        stats.pages += 1  # a final response (redirect hops and retried answers are not)
                 if o.retry_in is not None:
                     stats.retries += 1
                     request.attempt += 1

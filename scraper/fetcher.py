@@ -9,7 +9,10 @@ attached and a ``kind`` for the stats (``timeout``, ``dns``, ``tls``...).
 from __future__ import annotations
 
 import email.utils
+import heapq
+import itertools
 import socket
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,7 +29,7 @@ from .exceptions import ConnectionFailed, FetchError, FetchTimeout, ResponseTooL
 from .http import Request
 from .response import Response
 
-__all__ = ["FetchConfig", "Fetcher", "RetryPolicy", "redirect_request", "retry_after"]
+__all__ = ["FetchConfig", "Fetcher", "RetryPolicy", "Watchdog", "redirect_request", "retry_after"]
 
 _REDIRECTS = {301, 302, 303, 307, 308}
 _CHUNK = 65536
@@ -60,13 +63,111 @@ class FetchConfig:
                    auth_domains=tuple(auth["domains"]) if auth else ())
 
 
+class Watchdog:
+    """One thread that cuts the connection of any fetch still running at its deadline.
+
+    requests' read timeout bounds each read, not the response: a server sending a
+    header line or a byte every few seconds would hold a worker for ever. Each fetch
+    registers its deadline here (a heap push, no thread per request); past it, the
+    socket is shut down and the fetch fails as a timeout.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, Fetcher]] = []
+        self._active: set[int] = set()
+        self._tokens = itertools.count()
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+
+    def watch(self, deadline: float, fetcher: Fetcher) -> int:
+        token = next(self._tokens)
+        with self._cond:
+            self._active.add(token)
+            heapq.heappush(self._heap, (deadline, token, fetcher))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="fetch-watchdog", daemon=True)
+                self._thread.start()
+            elif self._heap[0][1] == token:
+                self._cond.notify()
+        return token
+
+    def done(self, token: int) -> None:
+        with self._cond:
+            self._active.discard(token)
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+
+    def _run(self) -> None:
+        with self._cond:
+            while not self._stopped:
+                heap = self._heap
+                while heap and heap[0][1] not in self._active:
+                    heapq.heappop(heap)  # finished in time
+                if not heap:
+                    self._cond.wait()
+                    continue
+                wait = heap[0][0] - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                _, token, fetcher = heapq.heappop(heap)
+                self._active.discard(token)
+                fetcher.expire(token)
+
+
+class _Adapter(HTTPAdapter):
+    """An HTTPAdapter that tells its Fetcher which connection each request uses, so the
+    watchdog can cut it."""
+
+    def __init__(self, on_conn: Any, **kw: Any) -> None:
+        self._on_conn = on_conn
+        super().__init__(**kw)
+
+    def init_poolmanager(self, *args: Any, **kw: Any) -> None:
+        super().init_poolmanager(*args, **kw)
+        self.poolmanager.pool_classes_by_scheme = _pool_classes(self._on_conn)
+
+    def proxy_manager_for(self, proxy: str, **kw: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **kw)
+        manager.pool_classes_by_scheme = _pool_classes(self._on_conn)
+        return manager
+
+
+def _pool_classes(on_conn: Any) -> dict[str, type]:
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+    class Pool(HTTPConnectionPool):
+        def _get_conn(self, timeout: float | None = None) -> Any:
+            conn = super()._get_conn(timeout)
+            on_conn(conn)
+            return conn
+
+    class TLSPool(HTTPSConnectionPool):
+        def _get_conn(self, timeout: float | None = None) -> Any:
+            conn = super()._get_conn(timeout)
+            on_conn(conn)
+            return conn
+
+    return {"http": Pool, "https": TLSPool}
+
+
 class Fetcher:
     """Fetches requests on one thread's own Session; cookies are shared through one jar."""
 
-    def __init__(self, config: FetchConfig, cookies: RequestsCookieJar) -> None:
+    def __init__(self, config: FetchConfig, cookies: RequestsCookieJar,
+                 watchdog: Watchdog | None = None) -> None:
         self.config = config
+        self.watchdog = watchdog
+        self._conn: Any = None
+        self._token: int | None = None
+        self._expired = False
         session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=16, pool_maxsize=config.pool_size, max_retries=0)
+        adapter = _Adapter(self._use_conn, pool_connections=16, pool_maxsize=config.pool_size,
+                           max_retries=0)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         session.headers["User-Agent"] = config.user_agent
@@ -82,19 +183,48 @@ class Fetcher:
     def close(self) -> None:
         self.session.close()
 
+    def _use_conn(self, conn: Any) -> None:
+        self._conn = conn
+
+    def expire(self, token: int) -> None:
+        """Called by the watchdog at the deadline: cut the connection of that fetch."""
+        if token != self._token:
+            return  # that fetch is over
+        self._expired = True
+        sock = getattr(self._conn, "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
     def fetch(self, request: Request) -> Response:
         """One HTTP exchange. A redirect comes back as a 3xx Response with no body
         (see ``redirect_request``); any other status with its body, read under the
         size cap and the total deadline. FetchError on failure."""
         started = time.monotonic()
         deadline = started + self.config.read_timeout
-        raw = self._send(request, deadline)
-        status = raw.status_code
-        if status in _REDIRECTS and "Location" in raw.headers:
-            raw.close()
-            content = b""
-        else:
-            content = self._read(raw, request, deadline)
+        self._expired = False
+        self._conn = None
+        if self.watchdog is not None:
+            self._token = self.watchdog.watch(deadline, self)
+        try:
+            raw = self._send(request, deadline)
+            status = raw.status_code
+            if status in _REDIRECTS and "Location" in raw.headers:
+                raw.close()
+                content = b""
+            else:
+                content = self._read(raw, request, deadline)
+        except FetchError as e:
+            if self._expired and not isinstance(e, FetchTimeout):
+                raise FetchTimeout(f"timed out fetching {request.url} (no complete response "
+                                   f"within {self.config.read_timeout:g} s)", request=request) from e
+            raise
+        finally:
+            if self._token is not None and self.watchdog is not None:
+                self.watchdog.done(self._token)
+            self._token = None
         return Response(request.url, status, raw.headers, content, request,
                         elapsed=time.monotonic() - started)
 

@@ -111,10 +111,11 @@ class Scheduler:
                 run.killed = True
         elif self._stop is None:
             self._stop = "graceful"
-        try:
-            os.write(self._wake_w, b"x")
-        except OSError:  # the pipe is full (already woken) or closed (already done)
-            pass
+        if self._wake_w >= 0:
+            try:
+                os.write(self._wake_w, b"x")
+            except OSError:  # the pipe is full: already woken
+                pass
 
     def run(self) -> int:
         self.open()
@@ -124,6 +125,13 @@ class Scheduler:
                 if self._stop is None:
                     self._wait(self._sleep_time())
             return self._shutdown()
+        except BaseException:
+            # the history failed, say: do not leave runs going unwatched
+            for run in self._running.values():
+                self._signal(run, signal.SIGTERM)
+            if self._running:
+                log.error("scheduler failing: %d run(s) sent SIGTERM", len(self._running))
+            raise
         finally:
             self.close()
 
@@ -175,11 +183,11 @@ class Scheduler:
         if self._lock is not None:
             self._lock.close()
             self._lock = None
-        for fd in (self._wake_r, self._wake_w):
-            try:
+        wake_r, wake_w = self._wake_r, self._wake_w
+        self._wake_r = self._wake_w = -1  # stop() after this must not write to a reused fd
+        for fd in (wake_r, wake_w):
+            if fd >= 0:
                 os.close(fd)
-            except OSError:
-                pass
 
     # -- the loop ----------------------------------------------------------------
     def _step(self) -> None:

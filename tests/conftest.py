@@ -106,7 +106,9 @@ class Site:
         self.server = _Server(("127.0.0.1", 0), _H)
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        # a short poll so close() returns at once (it waits for serve_forever to notice)
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02},
+                         daemon=True).start()
 
     def route(self, path: str, reply: Reply | Handler | str | bytes = b"", **kw: Any) -> None:
         if isinstance(reply, str | bytes):

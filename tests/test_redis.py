@@ -34,7 +34,7 @@ class Tree(Spider):
 @pytest.fixture
 def tree(site):
     sections = [f"/s{i}" for i in range(10)]
-    site.route("/", Reply(page(*sections), delay=0.02))
+    site.route("/", Reply(page(*sections), delay=1.0))  # every process is up before work fans out
     for s in sections:
         kids = [f"{s}/p{j}" for j in range(12)]
         site.route(s, Reply(page(*kids, "/"), delay=0.02))
