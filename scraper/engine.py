@@ -173,6 +173,8 @@ class Engine:
         if self.pipelines.dropped:
             stats.filtered["dropped-item"] += self.pipelines.dropped
         stats.finished = time.time()
+        if self.shared:
+            stats.backend_round_trips = getattr(self.backend, "round_trips", None)
         try:
             with self.backend.transaction():
                 if self.job is not None:

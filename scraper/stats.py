@@ -47,6 +47,7 @@ class Stats:
     dead: int = 0                 # requests that failed after their last retry
     elapsed_before: float = 0.0   # seconds of earlier runs of the same job
     cluster: dict[str, int] | None = None  # the whole cluster's counters (shared backend)
+    backend_round_trips: int | None = None  # calls to a shared backend by this process
     first_started: float | None = None
     errors: Counter[str] = field(default_factory=Counter)
     statuses: Counter[int] = field(default_factory=Counter)
@@ -83,6 +84,8 @@ class Stats:
             "duration_s": round(self.duration, 3),
             "pages_per_s": round(self.pages_per_second, 1),
             **({"cluster": _cluster_summary(self.cluster)} if self.cluster is not None else {}),
+            **({"backend_round_trips": self.backend_round_trips}
+               if self.backend_round_trips is not None else {}),
         }
 
     def format_summary(self) -> str:
