@@ -1,7 +1,6 @@
-"""The engine benchmark: a generated shop served on loopback, crawled by our framework,
-by Scrapy and by hand-written threaded crawlers in one run (see bench/README.md).
-
-Run it with `python bench/run.py`; the modules are:
+"""Benchmarks. The engine benchmark, `python bench/run.py`: a generated shop served on
+loopback, crawled by our framework, by Scrapy and by hand-written threaded crawlers in
+one run (see bench/README.md). Its modules:
 
 - `site`     generates the shop (HTML files, robots.txt) and knows the expected items
 - `serve`    serves it on 127.0.0.1 with nginx, or a threaded Python server
@@ -12,4 +11,7 @@ Run it with `python bench/run.py`; the modules are:
 - `run`      the command line tying them together
 - `crawlers/` the Scrapy spider and the hand-written baselines
 - `spiders/`  the spiders written with our framework
+
+`jobdir.py` (memory of a persistent job) and `cluster.py` (scaling over processes with
+the Redis backend) are benchmarks of their own, each a script.
 """

@@ -111,9 +111,11 @@ def start(root: Path, port: int, kind: str = "auto") -> Server:
 def _start_nginx(nginx: str, root: Path, port: int, workdir: Path) -> Server:
     conf = workdir / "nginx.conf"
     conf.write_text(nginx_config(root, port, workdir), encoding="utf-8")
-    version = subprocess.run(
-        [nginx, "-v"], capture_output=True, text=True, check=False
-    ).stderr.strip().removeprefix("nginx version: ")
+    version = (
+        subprocess.run([nginx, "-v"], capture_output=True, text=True, check=False)
+        .stderr.strip()
+        .removeprefix("nginx version: ")
+    )
     with open(workdir / "stderr.log", "wb") as stderr:
         process = subprocess.Popen(
             [nginx, "-p", str(workdir), "-e", str(workdir / "error.log"), "-c", str(conf)],
@@ -188,7 +190,9 @@ def _wait_until_listening(server: Server) -> None:
         except OSError:
             time.sleep(0.05)
     server.stop()
-    raise ServerError(f"{server.kind} did not listen on port {server.port} within {_READY_TIMEOUT_S:.0f} s")
+    raise ServerError(
+        f"{server.kind} did not listen on port {server.port} within {_READY_TIMEOUT_S:.0f} s"
+    )
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):

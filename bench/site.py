@@ -30,34 +30,174 @@ MIN_PAGE_BYTES = 15_000
 MAX_PAGE_BYTES = 30_000
 INFO_PAGES = ("about", "contact", "shipping", "returns")
 CATEGORIES = (
-    "Kitchen", "Garden", "Lighting", "Bathroom", "Bedding", "Storage", "Tools",
-    "Outdoor", "Office", "Textiles", "Tableware", "Décor", "Cleaning", "Pets",
-    "Toys", "Crafts", "Travel", "Wellness", "Audio", "Café & Bar",
+    "Kitchen",
+    "Garden",
+    "Lighting",
+    "Bathroom",
+    "Bedding",
+    "Storage",
+    "Tools",
+    "Outdoor",
+    "Office",
+    "Textiles",
+    "Tableware",
+    "Décor",
+    "Cleaning",
+    "Pets",
+    "Toys",
+    "Crafts",
+    "Travel",
+    "Wellness",
+    "Audio",
+    "Café & Bar",
 )
 _ADJECTIVES = (
-    "Classic", "Rustic", "Modern", "Compact", "Deluxe", "Nordic", "Vintage", "Smart",
-    "Crème", "Handmade", "Foldable", "Sturdy", "Elegant", "Tiny", "Grand", "Über",
+    "Classic",
+    "Rustic",
+    "Modern",
+    "Compact",
+    "Deluxe",
+    "Nordic",
+    "Vintage",
+    "Smart",
+    "Crème",
+    "Handmade",
+    "Foldable",
+    "Sturdy",
+    "Elegant",
+    "Tiny",
+    "Grand",
+    "Über",
 )
 _MATERIALS = (
-    "Oak", "Steel", "Ceramic", "Linen", "Bamboo", "Copper", "Glass", "Wool", "Marble",
-    "Walnut", "Cotton", "Brass",
+    "Oak",
+    "Steel",
+    "Ceramic",
+    "Linen",
+    "Bamboo",
+    "Copper",
+    "Glass",
+    "Wool",
+    "Marble",
+    "Walnut",
+    "Cotton",
+    "Brass",
 )
 _NOUNS = (
-    "Lamp", "Mug", "Chair", "Shelf", "Basket", "Kettle", "Rug", "Vase", "Clock",
-    "Salt & Pepper Mill", "Cutting Board", "Planter", "Cushion", "Tray", "Jar",
-    "Desk Organiser", "Watering Can", "Speaker", "Blanket", "Candle Holder",
+    "Lamp",
+    "Mug",
+    "Chair",
+    "Shelf",
+    "Basket",
+    "Kettle",
+    "Rug",
+    "Vase",
+    "Clock",
+    "Salt & Pepper Mill",
+    "Cutting Board",
+    "Planter",
+    "Cushion",
+    "Tray",
+    "Jar",
+    "Desk Organiser",
+    "Watering Can",
+    "Speaker",
+    "Blanket",
+    "Candle Holder",
 )
 _WORDS = (
-    "the", "a", "with", "and", "for", "of", "in", "to", "your", "every", "day", "home",
-    "quality", "design", "crafted", "finish", "durable", "easy", "clean", "gift", "size",
-    "colour", "natural", "light", "warm", "soft", "strong", "simple", "perfect", "made",
-    "from", "sustainable", "materials", "fits", "most", "spaces", "comes", "boxed", "ready",
-    "use", "care", "instructions", "included", "hand", "wash", "only", "dishwasher", "safe",
-    "lasting", "comfort", "style", "bright", "rooms", "small", "large", "balcony", "café",
-    "naïve", "smörgåsbord", "façade", "jalapeño", "crème", "brûlée", "über", "piñata",
-    "customers", "love", "this", "piece", "because", "it", "is", "both", "practical",
-    "beautiful", "our", "team", "tested", "many", "weeks", "before", "adding", "range",
-    "delivery", "within", "three", "working", "days", "returns", "are", "free", "thirty",
+    "the",
+    "a",
+    "with",
+    "and",
+    "for",
+    "of",
+    "in",
+    "to",
+    "your",
+    "every",
+    "day",
+    "home",
+    "quality",
+    "design",
+    "crafted",
+    "finish",
+    "durable",
+    "easy",
+    "clean",
+    "gift",
+    "size",
+    "colour",
+    "natural",
+    "light",
+    "warm",
+    "soft",
+    "strong",
+    "simple",
+    "perfect",
+    "made",
+    "from",
+    "sustainable",
+    "materials",
+    "fits",
+    "most",
+    "spaces",
+    "comes",
+    "boxed",
+    "ready",
+    "use",
+    "care",
+    "instructions",
+    "included",
+    "hand",
+    "wash",
+    "only",
+    "dishwasher",
+    "safe",
+    "lasting",
+    "comfort",
+    "style",
+    "bright",
+    "rooms",
+    "small",
+    "large",
+    "balcony",
+    "café",
+    "naïve",
+    "smörgåsbord",
+    "façade",
+    "jalapeño",
+    "crème",
+    "brûlée",
+    "über",
+    "piñata",
+    "customers",
+    "love",
+    "this",
+    "piece",
+    "because",
+    "it",
+    "is",
+    "both",
+    "practical",
+    "beautiful",
+    "our",
+    "team",
+    "tested",
+    "many",
+    "weeks",
+    "before",
+    "adding",
+    "range",
+    "delivery",
+    "within",
+    "three",
+    "working",
+    "days",
+    "returns",
+    "are",
+    "free",
+    "thirty",
 )
 _AVAILABILITY = (("in-stock", "In stock"), ("out-of-stock", "Out of stock"))
 
@@ -150,9 +290,7 @@ class _ShopBuilder:
         for members in self.by_category.values():
             for index, product in enumerate(members):
                 self.listing_of[product.id] = index // PRODUCTS_PER_LISTING + 1
-        self.listing_page_count = sum(
-            self._listing_count(c) for c in self.by_category
-        )
+        self.listing_page_count = sum(self._listing_count(c) for c in self.by_category)
         self.chrome_top = self._chrome_top()
         self.chrome_bottom = self._chrome_bottom()
 
@@ -255,7 +393,8 @@ class _ShopBuilder:
         return (
             f'<article class="card">{thumb}<h2 class="title"><a href="{href}">'
             f'{html.escape(product.title)}</a></h2><span class="price">{product.price}</span>'
-            f'<span class="stock {product.availability_class}">{product.availability}</span></article>'
+            f'<span class="stock {product.availability_class}">{product.availability}</span>'
+            "</article>"
         )
 
     # -- pages ---------------------------------------------------------------------
@@ -293,7 +432,7 @@ class _ShopBuilder:
                 f"/p/{product.id}.html#reviews",
             )[i % 3]
             cards.append(self._card(product, title_href, f"../../../p/{product.id}.html"))
-        pager = [f'<a class="first" href="1.html">First</a>']
+        pager = ['<a class="first" href="1.html">First</a>']
         if page > 1:
             pager.append(f'<a class="prev" href="./{page - 1}.html">Previous</a>')
         for number in range(max(1, page - 3), min(last, page + 3) + 1):
@@ -329,7 +468,9 @@ class _ShopBuilder:
         pages_of_category = self._listing_count(category)
         more = "".join(
             f'<li><a href="../c/{category}/page/{page}.html">{name}, page {page}</a></li>'
-            for page in sorted(rng.sample(range(1, pages_of_category + 1), min(8, pages_of_category)))
+            for page in sorted(
+                rng.sample(range(1, pages_of_category + 1), min(8, pages_of_category))
+            )
         )
         spec_rows = "".join(
             f"<tr><th>{label}</th><td>{rng.randint(1, 250)} {unit}</td></tr>"
@@ -349,7 +490,8 @@ class _ShopBuilder:
             f'<a class="permalink" href="{self.origin}{product.path}">Permalink</a></div>',
             f'<table class="specs">{spec_rows}</table>',
             f'<section class="related"><h2>Related products</h2>{"".join(related)}</section>',
-            f'<section class="also-viewed"><h2>Customers also viewed</h2><ul>{viewed}</ul></section>',
+            '<section class="also-viewed"><h2>Customers also viewed</h2>'
+            f"<ul>{viewed}</ul></section>",
             f'<section class="more"><h2>More {name}</h2><ul>{more}</ul></section>',
             '<section id="reviews"><h2>Reviews</h2></section>',
         ]

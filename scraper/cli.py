@@ -385,10 +385,7 @@ def _schedule(args: argparse.Namespace) -> int:
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return scheduler.run()
-    except StorageError as e:
-        log.error("scheduler aborted: %s", e)
-        return 1
+        return scheduler.run()  # a failing history (StorageError) is exit 1, in main()
     finally:
         for s, h in old.items():
             signal.signal(s, h)
@@ -413,7 +410,7 @@ def _runs(args: argparse.Namespace) -> int:
         if not records and args.name is not None:
             known = {e.get("name", e.get("spider")) for e in settings["schedules"]} | {
                 e.get("spider") for e in settings["schedules"]}
-            if args.name not in known and not history.runs(args.name, 1):
+            if args.name not in known:
                 raise ConfigError(f"runs {args.name}: no schedule or spider of that name in "
                                   f"{config.source} or the history")
     finally:

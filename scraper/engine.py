@@ -92,6 +92,7 @@ class Engine:
         self._stop_started: float | None = None
         self._workers: list[Worker] = []
         self._idle_wait = self.poll_interval
+        self._others_busy = False
         self._sent_stats: dict[str, int] = {}
         self.watchdog = Watchdog()
 
@@ -112,10 +113,17 @@ class Engine:
         """Crawl until the frontier is empty, a limit is reached, or ``stop`` is called."""
         spider = self.spider
         spider.settings = self.settings
+        self._new_pass = False
         if self.job is not None and self.job.resumed:
-            snap = self.job.stats()
-            if snap:
-                self.stats.restore(dict(snap))
+            frontier = self.backend.frontier
+            if self.settings["seen_ttl"] and frontier.pending() == 0 and frontier.leased() == 0:
+                # an incremental job that finished last time: a new pass over the site, with
+                # its own stats and limits, from the start requests
+                self._new_pass = True
+            else:
+                snap = self.job.stats()
+                if snap:
+                    self.stats.restore(dict(snap))
         self.pipelines.open(spider)
         try:
             spider.opened()
@@ -202,12 +210,17 @@ class Engine:
         job = self.job
         digest = start_hash([r.fingerprint for r in starts]) if job is not None else ""
         push = job is None or job.check_start(digest)  # JobMismatch before anything is done
-        if job is not None and job.resumed:
+        if self._new_pass:
+            log.info("job finished last time: starting a new pass (pages seen more than "
+                     "seen_ttl ago are fetched again)")
+            self.backend.seen.add_many([r.fingerprint for r in starts])  # stamp them anew
+            for r in starts:
+                r.dont_filter = True  # the start pages are always fetched in a new pass
+            push = True
+        elif job is not None and job.resumed:
             back = self.backend.frontier.requeue_all()  # type: ignore[attr-defined]
             log.info("resuming job: %d requests queued (%d were in flight when it stopped)",
                      self.backend.frontier.pending(), back)
-            # with seen_ttl, a finished job's start pages become due again
-            push = push or bool(self.settings["seen_ttl"])
         if not push:
             return  # the frontier already holds everything
         with self.backend.transaction():
@@ -218,8 +231,10 @@ class Engine:
 
     # -- handing out work ----------------------------------------------------
     def _budget(self) -> int:
-        """How many more requests may be handed out now."""
-        n = self.workers_n * 2 - self.in_flight
+        """How many more requests may be handed out now: a worker's worth of prefetch on one
+        machine, none with a shared backend (a request queued here holds a cluster-wide
+        host slot another process could use)."""
+        n = self.workers_n * (1 if self.shared else 2) - self.in_flight
         if self.max_pages is not None:
             n = min(n, self.max_pages - self.stats.pages - self.in_flight)
         return n
@@ -376,15 +391,24 @@ class Engine:
             return True
         frontier = self.backend.frontier
         frontier.requeue_expired()  # leases of processes that died
-        if self.keep_alive:
-            return False
-        return frontier.pending() == 0 and frontier.leased() == 0
+        # others still working will likely add work soon: look again at poll_interval;
+        # a cluster with nothing at all to do (--keep-alive) is polled with back-off
+        self._others_busy = frontier.pending() > 0 or frontier.leased() > 0
+        if not self._others_busy:
+            if self.keep_alive:
+                return False
+            return True
+        self._idle_wait = self.poll_interval
+        return False
 
     def _heartbeat(self) -> None:
         """Renew the leases of what is in flight; put back leases of dead processes."""
         frontier = self.backend.frontier
         if self._leases:
             frontier.renew(list(self._leases))
+            renew_slots = getattr(self.slots, "renew", None)
+            if renew_slots is not None:
+                renew_slots(time.time())
         if self.shared:
             frontier.requeue_expired()
             with self.backend.transaction():

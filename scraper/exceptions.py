@@ -18,7 +18,7 @@ Control flow, not errors: DropItem (a pipeline discards an item) and CloseSpider
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .http import Request

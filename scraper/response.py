@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
 from lxml import etree
+from lxml.cssselect import CSSSelector
 from lxml import html as lxml_html
 from w3lib.encoding import html_body_declared_encoding, http_content_type_encoding, read_bom
 
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["Response"]
 
 _SOUP_LOCK = threading.Lock()
-_HREFS = etree.XPath("//a/@href | //area/@href", smart_strings=False)
+_HREFS_EXPR = "//a/@href | //area/@href"
 _BASE_RE = re.compile(rb"<base\s[^>]*?href\s*=\s*[\"']?([^\"'\s>]+)", re.I)
 _MARKUP_TYPES = ("text/html", "application/xhtml", "text/xml", "application/xml")
 _local = threading.local()
@@ -50,6 +51,27 @@ def _has_host(url: str) -> bool:
     """True when an absolute URL has something after ``scheme://`` before the path."""
     i = url.find("://") + 3
     return len(url) > i and url[i] not in "/?#"
+
+
+def _compiled() -> dict[str, Any]:
+    """This thread's compiled selectors (lxml serialises calls to one XPath object with
+    a lock, so each worker thread keeps its own; compiling CSS is ~4x a query's cost)."""
+    cache = getattr(_local, "compiled", None)
+    if cache is None:
+        cache = _local.compiled = {
+            _HREFS_EXPR: etree.XPath(_HREFS_EXPR, smart_strings=False)}
+    return cache
+
+
+def _css(selector: str) -> Any:
+    cache = _compiled()
+    compiled = cache.get(selector)
+    if compiled is None:
+        if len(cache) > 512:
+            cache.clear()
+            cache[_HREFS_EXPR] = etree.XPath(_HREFS_EXPR, smart_strings=False)
+        compiled = cache[selector] = CSSSelector(selector, translator="html")
+    return compiled
 
 
 def _parser(encoding: str) -> lxml_html.HTMLParser:
@@ -200,10 +222,11 @@ class Response:
 
     def css(self, selector: str) -> list[Any]:
         """Elements of ``tree`` matching a CSS selector (lxml elements)."""
-        return self.tree.cssselect(selector)
+        return _css(selector)(self.tree)
 
-    def xpath(self, expr: str, **variables: Any) -> list[Any]:
-        """The result of an XPath expression on ``tree``."""
+    def xpath(self, expr: str, **variables: Any) -> Any:
+        """The result of an XPath expression on ``tree``: a list of elements or strings, or a
+        string, number or boolean for expressions such as ``string(...)``."""
         return self.tree.xpath(expr, **variables)
 
     def select(self, selector: str) -> list[Tag]:
@@ -283,7 +306,7 @@ class Response:
         absolute = self._absolute
         seen: set[str] = set()
         out: list[str] = []
-        for href in _HREFS(self.tree):
+        for href in _compiled()[_HREFS_EXPR](self.tree):
             url = absolute(href)
             if url is not None and url not in seen:
                 seen.add(url)
@@ -304,9 +327,21 @@ class Response:
 
     def follow_all(self, hrefs: Iterable[Any], callback: Callable[..., Any] | str | None = None,
                    **request_kwargs: Any) -> list[Request]:
-        """``follow`` for each of ``hrefs`` (strings or elements)."""
+        """``follow`` for each of ``hrefs`` (strings or elements) that is an http(s) link;
+        ``mailto:``, ``javascript:``, ``tel:`` links and elements without href are skipped."""
         follow = self.follow
-        return [follow(h, callback, **request_kwargs) for h in hrefs]
+        out = []
+        for h in hrefs:
+            if not isinstance(h, str):
+                h = _href_of(h, missing_ok=True)
+                if h is None:
+                    continue
+            if not h.startswith(_SCHEMES):
+                m = _SCHEME_RE.match(h.strip())
+                if m is not None and m.group(1).lower() not in ("http", "https"):
+                    continue
+            out.append(follow(h, callback, **request_kwargs))
+        return out
 
 
 def _split_base(base: str) -> tuple[str, str, str, str]:
@@ -318,13 +353,16 @@ def _split_base(base: str) -> tuple[str, str, str, str]:
     return origin, directory, path_query, parts.scheme
 
 
-def _href_of(element: Any) -> str:
-    """The ``href`` of a bs4 Tag or an lxml element; TypeError/ValueError otherwise."""
+def _href_of(element: Any, missing_ok: bool = False) -> Any:
+    """The ``href`` of a bs4 Tag or an lxml element; TypeError/ValueError otherwise (None
+    for an element without href when ``missing_ok``)."""
     get = getattr(element, "get", None)
     if get is None:
         raise TypeError(f"follow() takes a URL or an element with href, not {type(element).__name__}")
     href = get("href")
     if href is None:
+        if missing_ok:
+            return None
         raise ValueError(f"element <{getattr(element, 'tag', None) or getattr(element, 'name', '?')}> has no href")
     if isinstance(href, list):  # bs4 multi-valued attribute
         href = " ".join(href)

@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterError, croniter
 
-from .config import SCHEMA, ConfigFile, Settings, load_config, merge_settings
+from .config import ConfigFile, Settings, load_config, merge_settings
 from .exceptions import ConfigError, SpiderNotFound
 from .loader import find_spiders
 from .runner import check_crawl
@@ -234,9 +234,6 @@ def _entry(item: Mapping[str, Any], where: str, config: ConfigFile,
         if job_dir is None:
             raise ConfigError(f"{where}: seen_ttl needs a job_dir (without one, every run "
                               "starts with a fresh seen-set anyway)")
-        if "seen_ttl" not in SCHEMA:
-            raise ConfigError(f"{where}: seen_ttl is not supported by this version of scraper "
-                              "(incremental crawls need the seen_ttl setting)")
 
     args = item.get("args") or {}
     if not isinstance(args, Mapping) or not all(

@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import select
+import shlex
 import shutil
 import signal
 import subprocess
@@ -118,8 +119,8 @@ class Scheduler:
                 pass
 
     def run(self) -> int:
-        self.open()
         try:
+            self.open()
             while self._stop is None:
                 self._step()
                 if self._stop is None:
@@ -297,7 +298,7 @@ class Scheduler:
             rundir.mkdir(parents=True, exist_ok=True)
             with open(logfile, "ab") as out:
                 out.write(f"# run {run_id} of schedule {entry.name} ({trigger}): "
-                          f"{subprocess.list2cmdline(cmd)}\n".encode())
+                          f"{shlex.join(cmd)}\n".encode())
                 out.flush()
                 proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
                                         stderr=subprocess.STDOUT, start_new_session=True)

@@ -461,7 +461,7 @@ def test_cli_unknown_extension_is_exit_2_with_one_line(project, site):
     assert not site.hits
 
 
-@pytest.mark.parametrize("bad", [["-O", "bad.xml"], ["--summary", "no/such/dir/s.json"]],
+@pytest.mark.parametrize("bad", [["-O", "bad.xml"], ["--summary", "keep.jsonl/s.json"]],
                          ids=["bad-second-output", "bad-summary-path"])
 def test_cli_usage_error_leaves_an_overwrite_target_untouched(project, site, bad):
     keep = project / "keep.jsonl"

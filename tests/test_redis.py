@@ -34,7 +34,7 @@ class Tree(Spider):
 @pytest.fixture
 def tree(site):
     sections = [f"/s{i}" for i in range(10)]
-    site.route("/", Reply(page(*sections), delay=1.0))  # every process is up before work fans out
+    site.route("/", Reply(page(*sections), delay=0.02))
     for s in sections:
         kids = [f"{s}/p{j}" for j in range(12)]
         site.route(s, Reply(page(*kids, "/"), delay=0.02))
@@ -67,8 +67,23 @@ def _items(project, *names):
     return out
 
 
-def test_two_processes_fetch_every_url_exactly_once(tree, redis_url, tmp_path):
-    project = _project(tmp_path)
+def _when_clients(redis_server, n, reply):
+    """A route that answers only once ``n`` processes are connected to Redis (or after 20 s),
+    so every process is up before the crawl fans out."""
+    def route(hit):
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            names = {c.get("name") for c in redis_server.client.client_list()}
+            if len([x for x in names if x and x.startswith("scraper:tree:")]) >= n:
+                break
+            time.sleep(0.05)
+        return reply
+    return route
+
+
+def test_two_processes_fetch_every_url_exactly_once(tree, redis_server, redis_url, tmp_path):
+    tree.route("/", _when_clients(redis_server, 2, tree.routes["/"]))
+    project = _project(tmp_path, "per_host_workers: 8\n")  # one host: room for both
     a = _start(project, tree, redis_url, "a.jsonl", "--summary", "a.json")
     b = _start(project, tree, redis_url, "b.jsonl", "--summary", "b.json")
     errs = [p.communicate(timeout=60)[1] for p in (a, b)]

@@ -34,7 +34,10 @@ PageParser = Callable[[str, bytes], tuple[list[str], dict[str, str] | None]]
 
 
 def parse_with_lxml(url: str, body: bytes) -> tuple[list[str], dict[str, str] | None]:
-    """Hrefs and product fields via lxml.html and XPath (the bytes go in: lxml reads `<meta charset>`)."""
+    """Hrefs and product fields via lxml.html and XPath.
+
+    The bytes go in, not text: lxml reads the encoding from `<meta charset>`.
+    """
     doc = lxml.html.fromstring(body)
     hrefs = doc.xpath("//a/@href")
     item = None
@@ -54,17 +57,22 @@ def parse_with_lxml(url: str, body: bytes) -> tuple[list[str], dict[str, str] | 
 def parse_with_soup(url: str, body: bytes) -> tuple[list[str], dict[str, str] | None]:
     """Hrefs and product fields via BeautifulSoup("lxml") and CSS selectors."""
     soup = BeautifulSoup(body, "lxml")
-    hrefs = [a["href"] for a in soup.select("a[href]")]
+    hrefs = [str(a["href"]) for a in soup.select("a[href]")]
     item = None
     if "/p/" in url:
         item = {
             "url": url,
-            "title": soup.select_one("h1.product-title").get_text(strip=True),
-            "price": soup.select_one("div.product-info p.price").get_text(strip=True),
-            "sku": soup.select_one("dd.sku").get_text(strip=True),
-            "availability": soup.select_one("p.availability").get_text(strip=True),
+            "title": _soup_text(soup, "h1.product-title"),
+            "price": _soup_text(soup, "div.product-info p.price"),
+            "sku": _soup_text(soup, "dd.sku"),
+            "availability": _soup_text(soup, "p.availability"),
         }
     return hrefs, item
+
+
+def _soup_text(soup: BeautifulSoup, selector: str) -> str:
+    tag = soup.select_one(selector)
+    return tag.get_text(strip=True) if tag is not None else ""
 
 
 PARSERS: dict[str, PageParser] = {"lxml": parse_with_lxml, "bs4": parse_with_soup}
@@ -147,7 +155,9 @@ class ThreadedCrawler:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Hand-written threaded crawler (bench baseline).")
-    parser.add_argument("--start", required=True, help="start URL; only its scheme+host:port is crawled")
+    parser.add_argument(
+        "--start", required=True, help="start URL; only its scheme+host:port is crawled"
+    )
     parser.add_argument("--parser", choices=sorted(PARSERS), default="lxml")
     parser.add_argument("--workers", type=int, default=32)
     parser.add_argument("--out", type=Path, required=True, help="items, as JSON lines")

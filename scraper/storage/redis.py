@@ -26,6 +26,7 @@ they expire, so nothing a dead worker held is lost.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 import time
@@ -174,7 +175,7 @@ def check_url(url: str) -> str:
     return url
 
 
-def _connect(url: str, retry_window: float) -> Any:
+def _connect(url: str, retry_window: float, name: str | None = None) -> Any:
     if redis is None:  # pragma: no cover
         raise ConfigError("--backend redis:// needs the redis package (pip install redis)")
     # Exponential back-off between tries, capped at 2 s, for about retry_window seconds.
@@ -183,7 +184,7 @@ def _connect(url: str, retry_window: float) -> Any:
     return redis.Redis.from_url(
         check_url(url), socket_timeout=10, socket_connect_timeout=5, retry=retry,
         retry_on_error=[redis.ConnectionError, redis.TimeoutError, ConnectionError],
-        health_check_interval=30)
+        health_check_interval=30, client_name=name)
 
 
 class _Conn:
@@ -411,6 +412,17 @@ class RedisHostSlots:
             if self._c.pipe is None:
                 self._c.round_trips += 1
 
+    def renew(self, now: float) -> None:
+        """Push the deadlines of this process's slots (with its leases' heartbeat)."""
+        until = now + self.frontier.lease_seconds
+        with self._c.client.pipeline(transaction=False) as p:
+            for host, ids in self.in_flight.items():
+                members = {i: until for i in ids if i is not None}
+                if members:
+                    p.zadd(f"{self.prefix}slots:{host}", members, xx=True)
+            if p.command_stack:
+                self._c.call(p.execute)
+
     def set_min_delay(self, host: str, delay: float) -> None:
         if delay > self.delay:
             self._min_delay[host] = delay
@@ -450,7 +462,9 @@ class RedisBackend:
 
     def __init__(self, url: str, spider: str, *, lease_seconds: float = 60.0,
                  seen_ttl: float | None = None, retry_window: float = 30.0) -> None:
-        client = _connect(url, retry_window)
+        # named so `CLIENT LIST` on the server shows which crawl and process each one is
+        client = _connect(url, retry_window,
+                          name=f"scraper:{spider}:{socket.gethostname()}:{os.getpid()}")
         self._c = _Conn(client, url)
         self.prefix = f"scraper:{spider}:"
         self.url = url
