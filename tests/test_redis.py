@@ -207,3 +207,34 @@ def test_job_dir_and_backend_together_is_a_usage_error(site, redis_url, tmp_path
     project = _project(tmp_path)
     r = run_cli("run", "tree", "--backend", redis_url, "--job-dir", "j", cwd=project)
     assert r.returncode == 2 and "use one" in r.stderr
+
+
+def test_a_redis_blip_within_the_retry_window_loses_nothing(tree, redis_server, redis_url, tmp_path):
+    project = _project(tmp_path, "redis_retry_window: 10\n")
+    a = _start(project, tree, redis_url, "a.jsonl")
+    time.sleep(1.2)
+    # the server stops answering for a while, then every connection is dropped
+    redis_server.proc.send_signal(signal.SIGSTOP)
+    time.sleep(1.5)
+    redis_server.proc.send_signal(signal.SIGCONT)
+    redis_server.client.client_kill_filter(_type="normal", skipme=True)
+    _, err = a.communicate(timeout=90)
+    assert a.returncode == 0, err
+    urls = _items(project, "a.jsonl")
+    assert sorted(urls) == sorted(tree.expected)
+
+
+def test_a_redis_that_dies_stops_the_crawl_with_one_clear_line(tree, tmp_path):
+    import shutil
+
+    from .conftest import RedisServer
+
+    server = RedisServer(shutil.which("redis-server"), tmp_path)
+    project = _project(tmp_path, "redis_retry_window: 1\n")
+    p = _start(project, tree, server.url, "a.jsonl")
+    time.sleep(1.0)
+    server.stop()
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 1
+    assert f"redis at {server.url}" in err
+    assert "Traceback" not in err

@@ -96,3 +96,22 @@ def test_crawl_delay_is_a_minimum_delay(site):
     stats, items = crawl(_spider(site, [f"/p{i}" for i in range(4)]), {"obey_robots": True})
     assert len(items) == 4
     assert time.monotonic() - t0 >= 0.85  # 3 gaps of 0.3 s between 4 requests
+
+
+def test_unreachable_robots_holds_the_host_then_gives_up(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port with nothing listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    class S(Spider):
+        name = "gone"
+        start_urls = [f"http://127.0.0.1:{port}/a"]
+
+        def parse(self, response):
+            yield {}
+
+    stats, items = crawl(S, {"obey_robots": True, "retry.attempts": 2})
+    assert items == [] and stats.errors["robots"] == 1
+    assert stats.pages == 0 and stats.reason == "finished"
