@@ -398,3 +398,44 @@ def test_demo_crawls_the_bundled_site(tmp_path):
     assert summary_line(result.stderr, "items") == "200"
     assert "--- books: finished ---" in result.stderr
     assert result.stdout == ""
+
+
+def test_a_terminal_gets_a_live_progress_line(project, site):
+    import pty
+
+    site.route("/", page(*[f"/p{i}" for i in range(20)]))
+    for i in range(20):
+        site.route(f"/p{i}", Reply(page(), delay=0.1))
+    master, slave = pty.openpty()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    p = subprocess.Popen([sys.executable, "-m", "scraper", "run", "shop", "-a",
+                          f"base_url={site.url}/"], cwd=project, env=env, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=slave)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 4096)
+        except OSError:
+            break  # the child closed the terminal
+        if not data:
+            break
+        chunks.append(data)
+    p.wait(timeout=30)
+    os.close(master)
+    text = b"".join(chunks).decode(errors="replace")
+    assert p.returncode == 0
+    assert "\r\x1b[Kpages " in text and "pages/s | queued" in text and "in flight" in text
+    assert "--- shop: finished ---" in text
+
+
+def test_without_a_terminal_progress_is_a_periodic_log_line(project, site):
+    site.route("/", page(*[f"/p{i}" for i in range(10)]))
+    for i in range(10):
+        site.route(f"/p{i}", Reply(page(), delay=0.15))
+    r = run_cli("run", "shop", "-a", f"base_url={site.url}/", "-s", "progress_interval=0.2",
+                cwd=project)
+    assert r.returncode == 0
+    lines = [line for line in r.stderr.splitlines() if "progress: pages" in line]
+    assert lines and " INFO " in lines[0] and "\r" not in r.stderr
+    assert r.stdout == ""
