@@ -71,12 +71,24 @@ class Site:
                     site.hits.append(hit)
                     site.in_flight += 1
                     site.max_in_flight = max(site.max_in_flight, site.in_flight)
+                done = False
+
+                def finished() -> None:
+                    nonlocal done
+                    if not done:
+                        done = True
+                        with site.lock:
+                            site.in_flight -= 1
+
                 try:
                     reply = site.answer(hit)
                     if reply is None:
                         return  # the handler wrote (or broke) the connection itself
                     if reply.delay:
                         time.sleep(reply.delay)
+                    # counted out before the answer leaves: once the client has it, it may
+                    # send its next request, which must not overlap this one in the count
+                    finished()
                     data = reply.body.encode() if isinstance(reply.body, str) else reply.body
                     self.send_response(reply.status)
                     headers = {"Content-Type": reply.content_type, **reply.headers}
@@ -88,8 +100,7 @@ class Site:
                     if self.command != "HEAD":
                         self.wfile.write(data)
                 finally:
-                    with site.lock:
-                        site.in_flight -= 1
+                    finished()
 
             do_GET = do_POST = do_HEAD = do_PUT = _serve
 
