@@ -26,6 +26,7 @@ from typing import Any, NoReturn
 from . import __version__
 from .config import parse_cli_settings
 from .exceptions import ConfigError, ScraperError, SpiderError, SpiderNotFound, StorageError
+from .stats import Stats
 from .runner import Crawl, list_spiders, prepare, push, reset, retry_failed
 
 __all__ = ["main"]
@@ -214,6 +215,7 @@ def _execute(crawl: Crawl, summary_path: str | None) -> int:
     progress = _Progress(sys.stderr)
     restore = _install_signals(crawl)
     status = 0
+    stats: Stats | None
     try:
         stats = crawl.run(on_progress=progress, progress_interval=progress.interval(
             crawl.settings["progress_interval"]))

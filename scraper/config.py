@@ -395,7 +395,7 @@ def load_config(path: str | Path | None, cwd: Path | None = None) -> ConfigFile:
     """Read ``path`` (an error if missing), or ./config.yaml if present, else defaults."""
     cwd = cwd or Path.cwd()
     explicit = path is not None
-    file = Path(path) if explicit else cwd / "config.yaml"
+    file = Path(path) if path is not None else cwd / "config.yaml"
     if not explicit and not file.is_file():
         return ConfigFile(None, cwd, {})
     try:

@@ -299,7 +299,8 @@ class Engine:
             if known is not None:
                 self._apply_robots(host, *known)
                 return
-            if not self.backend.robots_claim(host, self.settings["timeout"][1] * 2 + 5):  # type: ignore[attr-defined]
+            claim = getattr(self.backend, "robots_claim", None)  # with robots_get: shared backends
+            if claim is not None and not claim(host, self.settings["timeout"][1] * 2 + 5):
                 self._robots_retry[host] = time.time() + self.poll_interval
                 return
         self.robots.fetching.add(host)

@@ -239,8 +239,8 @@ class Fetcher:
         try:
             return self.session.request(
                 request.method, url, headers=request.headers, data=request.body,
-                cookies=request.cookies, allow_redirects=False, stream=True,
-                proxies=proxies or None, auth=tuple(auth) if auth else None,
+                cookies=dict(request.cookies) if request.cookies else None,
+                allow_redirects=False, stream=True, proxies=dict(proxies) if proxies else None, auth=tuple(auth) if auth else None,
                 timeout=(self.config.connect_timeout, self.config.read_timeout))
         except Exception as e:
             raise _translate(e, request, url) from e

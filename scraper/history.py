@@ -176,7 +176,8 @@ class History:
     def runs(self, name: str | None = None, limit: int | None = None,
              status: str | None = None) -> list[RunRecord]:
         """Runs newest first; ``name`` matches a schedule or a spider."""
-        where, params = [], []
+        where: list[str] = []
+        params: list[Any] = []
         if name is not None:
             where.append("(schedule = ? OR spider = ?)")
             params += [name, name]

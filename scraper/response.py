@@ -167,7 +167,7 @@ class Response:
         if self._text is None:
             body = self.content
             bom, bom_bytes = read_bom(body)
-            if bom:
+            if bom and bom_bytes:
                 body = body[len(bom_bytes):]
             self._text = body.decode(self.encoding, errors="replace")
         return self._text

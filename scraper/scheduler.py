@@ -509,7 +509,7 @@ def format_runs(records: list[RunRecord]) -> str:
     """Runs as a table, one a line, columns aligned."""
     header = ("ID", "SCHEDULE", "SPIDER", "STARTED", "DURATION", "STATUS", "EXIT", "REASON",
               "PAGES", "ITEMS", "ERRORS", "LOG")
-    rows = [header]
+    rows: list[tuple[str, ...]] = [header]
     cwd = Path.cwd()
     for r in records:
         log_path = r.log_path or "-"

@@ -91,8 +91,8 @@ class SitemapSpider(Spider):
             self.logger.warning("%s: not a sitemap (root element <%s>)", response.url, kind)
 
     def _sitemap_body(self, response: Response) -> bytes | None:
-        body = response.content
-        if body[:2] == b"\x1f\x8b":
+        body: bytes | None = response.content
+        if body is not None and body[:2] == b"\x1f\x8b":
             limit = int(self.settings["max_response_size"])
             body = gunzip_capped(body, limit)
             if body is None:

@@ -50,7 +50,7 @@ def catalog(site):
     # a tree: "/" links to 12 sections, each to 10 pages; pages link back (duplicates)
     sections = [f"/s{i}" for i in range(12)]
     site.route("/", Reply(page(*sections, title="home"), delay=0.01))
-    for i, s in enumerate(sections):
+    for s in sections:
         kids = [f"{s}/p{j}" for j in range(10)]
         site.route(s, Reply(page(*kids, "/", title=s), delay=0.01))
         for k in kids:

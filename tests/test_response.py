@@ -295,7 +295,7 @@ def test_urljoin_without_base():
 def test_urljoin_honours_base_href(tree_first):
     r = resp(html(anchors("a"), '<base href="http://other.example/sub/">'))
     if tree_first:
-        r.tree
+        _ = r.tree
     assert r.urljoin("p2.html") == "http://other.example/sub/p2.html"
     assert r.urljoin("/root") == "http://other.example/root"
     assert r.base_url == "http://other.example/sub/"
@@ -305,7 +305,7 @@ def test_urljoin_honours_base_href(tree_first):
 def test_relative_base_href_is_resolved_against_the_url(tree_first):
     r = resp(html("", "<base href='../base/'>"))
     if tree_first:
-        r.tree
+        _ = r.tree
     assert r.urljoin("x.html") == "http://example.com/base/x.html"
 
 

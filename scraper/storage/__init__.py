@@ -14,6 +14,6 @@ __all__ = [
 ]
 
 
-def open_backend() -> Backend:
+def open_backend() -> MemoryBackend:
     """The backend for a crawl: in memory (persistent backends plug in here)."""
     return MemoryBackend()
