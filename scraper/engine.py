@@ -336,7 +336,7 @@ class Engine:
         rules = self.robots.learn(host, status, text)
         self.slots.closed.discard(host)
         if rules.sitemaps:
-            self.spider._robots_sitemaps[host] = rules.sitemaps
+            self.spider.__dict__.setdefault("_robots_sitemaps", {})[host] = rules.sitemaps
         delay = rules.crawl_delay(self.user_agent)
         if delay:
             self.slots.set_min_delay(host, delay)

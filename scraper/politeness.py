@@ -16,9 +16,20 @@ from typing import Any
 
 from protego import Protego
 
-__all__ = ["HostSlots", "RobotsRules", "RobotsState"]
+__all__ = ["HostSlots", "RobotsRules", "RobotsState", "throttled_delay"]
 
 log = logging.getLogger(__name__)
+
+
+def throttled_delay(current: float, latency: float, status: int, target: float, floor: float,
+                    ceiling: float) -> float | None:
+    """The adaptive throttle's next delay for a host: halfway from ``current`` toward
+    latency / target concurrency, within [floor, ceiling]; None when an error answer
+    (status >= 300) would shorten it."""
+    wanted = max(floor, min(ceiling, (current + latency / target) / 2))
+    if status >= 300 and wanted < current:
+        return None
+    return wanted
 
 
 class HostSlots:
@@ -69,12 +80,10 @@ class HostSlots:
         if not self.autothrottle:
             return
         current = self.host_delay.get(host, self.delay)
-        wanted = (current + latency / self.target) / 2
         floor = max(self.delay, self.min_delay.get(host, 0.0))
-        wanted = max(floor, min(self.max_delay, wanted))
-        if status >= 300 and wanted < current:
-            return
-        self.host_delay[host] = wanted
+        wanted = throttled_delay(current, latency, status, self.target, floor, self.max_delay)
+        if wanted is not None:
+            self.host_delay[host] = wanted
 
     def room(self, now: float) -> dict[str, int]:
         """Room for every host that is constrained now; others have ``default_room``."""

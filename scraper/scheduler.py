@@ -191,14 +191,18 @@ class Scheduler:
                 os.close(fd)
 
     # -- the loop ----------------------------------------------------------------
-    def _step(self) -> None:
-        assert self.history is not None
+    def _reap(self) -> None:
+        """Record runs that ended; stop those past their run_timeout."""
         for run in list(self._running.values()):
             rc = run.proc.poll()
             if rc is not None:
                 self._ended(run, rc)
             else:
                 self._enforce_timeout(run)
+
+    def _step(self) -> None:
+        assert self.history is not None
+        self._reap()
         self._start_queued()
         now = time.time()
         for entry in self.entries:
@@ -436,12 +440,7 @@ class Scheduler:
                     if not run.killed:
                         run.killed = True
                         self._signal(run, signal.SIGKILL)
-            for run in list(self._running.values()):
-                rc = run.proc.poll()
-                if rc is not None:
-                    self._ended(run, rc)
-                else:
-                    self._enforce_timeout(run)
+            self._reap()
             if self._running:
                 self._wait(min(self.tick, 0.05) if self._stop == "force" else self.tick)
         log.info("scheduler stopped")

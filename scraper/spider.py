@@ -34,17 +34,18 @@ class Spider:
     settings: Mapping[str, Any]
 
     def __init__(self, **kwargs: Any) -> None:
-        self._robots_sitemaps = {}
         for key, value in kwargs.items():
             setattr(self, key, value)
-        self.logger = logging.getLogger(self.name or type(self).__name__)
+
+    @property
+    def logger(self) -> logging.Logger:
+        """A logger named after the spider (works even if a subclass skips super().__init__)."""
+        return logging.getLogger(self.name or type(self).__name__)
 
     def sitemaps_for(self, url: str) -> list[str]:
         """The Sitemap URLs the robots.txt of ``url``'s host declares (empty when that
         robots.txt is not known: not fetched yet, or ``obey_robots`` is off)."""
-        return list(self._robots_sitemaps.get(host_key(url), ()))
-
-    _robots_sitemaps: dict[str, list[str]] = {}
+        return list(self.__dict__.get("_robots_sitemaps", {}).get(host_key(url), ()))
 
     def start_requests(self) -> Iterable[Request]:
         """The first requests: by default one GET per URL of ``start_urls``."""

@@ -36,6 +36,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..exceptions import ConfigError, StorageError
+from ..politeness import throttled_delay
 from .base import Entry, Lease
 
 try:
@@ -442,12 +443,9 @@ class RedisHostSlots:
         if not self.autothrottle:
             return
         current = self._delays.get(host, self.delay)
-        wanted = (current + latency / self.target) / 2
         floor = max(self.delay, self._min_delay.get(host, 0.0))
-        wanted = max(floor, min(self.max_delay, wanted))
-        if status >= 300 and wanted < current:
-            return
-        if abs(wanted - current) > 0.01:
+        wanted = throttled_delay(current, latency, status, self.target, floor, self.max_delay)
+        if wanted is not None and abs(wanted - current) > 0.01:
             self._set_delay(host, wanted)
 
     def next_wakeup(self, now: float) -> float | None:
