@@ -52,9 +52,9 @@ def catalog(site):
     site.route("/", Reply(page(*sections, title="home"), delay=0.01))
     for s in sections:
         kids = [f"{s}/p{j}" for j in range(10)]
-        site.route(s, Reply(page(*kids, "/", title=s), delay=0.01))
-        for k in kids:
-            site.route(k, Reply(page("/", s, title=k), delay=0.02))
+        site.route(s, Reply(page(*kids, "/", title=s), delay=0.04))
+        for k in kids:  # slow enough that a crawl lasts a few seconds: time to kill it
+            site.route(k, Reply(page("/", s, title=k), delay=0.08))
     return site
 
 
