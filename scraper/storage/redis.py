@@ -210,11 +210,6 @@ class _Conn:
         """The open pipeline, or the client itself outside a transaction."""
         return self.pipe if self.pipe is not None else self.client
 
-    def flush(self, target: Any) -> None:
-        if target is not self.client:
-            return  # executed when the transaction ends
-        self.round_trips += 0  # already counted by the direct call
-
 
 class RedisFrontier:
     """The shared frontier; also takes the cluster-wide host slot for each entry it leases."""
@@ -256,9 +251,8 @@ class RedisFrontier:
             w.zadd(self.q, ready)
         if waiting:
             w.zadd(self.delayed, waiting)
-        if w is c.client:
-            pass  # direct calls already happened
-        c.round_trips += 0 if c.pipe is not None else 2
+        if c.pipe is None:
+            c.round_trips += 1 + bool(ready) + bool(waiting)  # each direct call is one
 
     def pop(self, limit: int, *, now: float, room: Mapping[str, int],
             default_room: int) -> list[Lease]:
