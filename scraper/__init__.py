@@ -1,24 +1,33 @@
 """scraper: a threaded web-scraping framework with Scrapy's vocabulary.
 
-The public names are listed in ``__all__``; everything else is internal.
+The public names are listed in ``__all__``; everything else is internal. They are
+imported on first use, so that importing the package (as ``python -m scraper``
+does before anything else) costs nothing and a Ctrl-C during start-up finds the
+signal handlers already installed.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-from .exceptions import (  # noqa: E402
-    CloseSpider,
-    ConfigError,
-    DropItem,
-    FetchError,
-    ScraperError,
-    SpiderNotFound,
-    StorageError,
-)
-from .http import Request  # noqa: E402
-from .response import Response  # noqa: E402
-from .sitemap import SitemapSpider  # noqa: E402
-from .spider import Spider  # noqa: E402
-from .worker import Failure  # noqa: E402
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .version import __version__
+
+if TYPE_CHECKING:
+    from .exceptions import (CloseSpider, ConfigError, DropItem, FetchError, ScraperError,
+                             SpiderNotFound, StorageError)
+    from .failure import Failure
+    from .http import Request
+    from .response import Response
+    from .sitemap import SitemapSpider
+    from .spider import Spider
+
+_WHERE = {
+    "CloseSpider": "exceptions", "ConfigError": "exceptions", "DropItem": "exceptions",
+    "FetchError": "exceptions", "ScraperError": "exceptions", "SpiderNotFound": "exceptions",
+    "StorageError": "exceptions", "Failure": "failure", "Request": "http",
+    "Response": "response", "SitemapSpider": "sitemap", "Spider": "spider",
+}
 
 __all__ = [
     "CloseSpider",
@@ -35,3 +44,16 @@ __all__ = [
     "StorageError",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'scraper' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,5 +1,12 @@
-"""``python -m scraper``: the command line (see scraper.cli)."""
+"""``python -m scraper``: installs the stop signals before anything heavy is imported,
+then runs the command line."""
 
-from .cli import main
+import sys
 
-raise SystemExit(main())
+from .cli.signals import SIGNALS
+
+SIGNALS.install()
+
+from .cli import main  # noqa: E402  (after the signal handlers, on purpose)
+
+sys.exit(main())

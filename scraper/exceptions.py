@@ -10,7 +10,10 @@
     │   ├── ResponseTooLarge      body over max_response_size      (kind "too-large")
     │   ├── RobotsBlocked         disallowed by robots.txt          (kind "robots")
     │   └── HttpError             a final status a callback does not handle (kind "http-404", ...)
-    └── StorageError              a frontier, seen-set or output store failed
+    └── StorageError              a backend or an output store failed (exit 1)
+        ├── StorageUnusable       its location cannot be used: bad URL, unwritable dir (exit 2)
+        ├── StorageLocked         another process holds it (exit 2)
+        └── NotSupported          the backend does not do that (push on memory://) (exit 2)
 
 Control flow, not errors: DropItem (a pipeline discards an item) and CloseSpider
 (a callback ends the crawl gracefully).
@@ -37,7 +40,10 @@ __all__ = [
     "ScraperError",
     "SpiderError",
     "SpiderNotFound",
+    "NotSupported",
     "StorageError",
+    "StorageLocked",
+    "StorageUnusable",
 ]
 
 
@@ -58,7 +64,26 @@ class SpiderError(ScraperError):
 
 
 class StorageError(ScraperError):
-    """A frontier, seen-set or output store failed."""
+    """A backend or an output store failed. ``location`` is what was being used (a job
+    dir, a Redis URL with its password masked) and ``reason`` the message without it, so
+    the command line can name the flag that gave the location."""
+
+    def __init__(self, message: str, *, location: str | None = None) -> None:
+        super().__init__(f"{location}: {message}" if location else message)
+        self.location = location
+        self.reason = message
+
+
+class StorageUnusable(StorageError):
+    """The backend's location cannot be used at all (bad URL, directory not writable)."""
+
+
+class StorageLocked(StorageError):
+    """Another process owns the backend's location (one crawl per job dir)."""
+
+
+class NotSupported(StorageError):
+    """The backend cannot do what was asked (``push`` into an in-memory crawl)."""
 
 
 class FetchError(ScraperError):
@@ -118,11 +143,3 @@ class CloseSpider(Exception):
     def __init__(self, reason: str = "closespider") -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-def describe(exc: BaseException) -> str:
-    """One line for an exception: its message, or its class name when it has none."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return text or type(exc).__name__
-
-

@@ -1,4 +1,6 @@
-"""Request: what to fetch and what to call with the answer; its fingerprint and host key.
+"""Request: what to fetch and what to call with the answer; its fingerprint, its host
+key, its one serialised form (``encode_request``/``decode_request``, what every
+persistent or shared frontier stores), and domain matching.
 
 A Request is built for every link a spider follows, so its constructor is kept
 to plain attribute stores on the common path (a GET with no body); everything
@@ -16,7 +18,8 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from w3lib.url import canonicalize_url
 
-__all__ = ["Request", "canonical_url", "fingerprint", "host_key"]
+__all__ = ["Request", "canonical_url", "decode_request", "encode_request", "fingerprint",
+           "host_in_domains", "host_key"]
 
 _SCHEMES = ("http://", "https://")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -207,3 +210,21 @@ def host_key(url: str) -> str:
     except ValueError:
         port = 0
     return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
+def encode_request(request: Request) -> str:
+    """The request as the JSON text a frontier stores; ValueError if it cannot be."""
+    return jsonlib.dumps(request.to_dict(), separators=(",", ":"))
+
+
+def decode_request(data: str | Request) -> Request:
+    """The inverse of ``encode_request`` (an in-memory frontier stores Requests as they are)."""
+    if isinstance(data, Request):
+        return data
+    return Request.from_dict(jsonlib.loads(data))
+
+
+def host_in_domains(host: str, domains: tuple[str, ...]) -> bool:
+    """True when ``host`` (a bare host name, lower case) is one of ``domains`` or a
+    subdomain of one."""
+    return any(host == d or host.endswith("." + d) for d in domains)

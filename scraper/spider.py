@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from .http import Request, host_key
+from .http import Request
 
 if TYPE_CHECKING:
     from .response import Response
 
-__all__ = ["Spider"]
+__all__ = ["Crawler", "Spider"]
+
+
+class Crawler(Protocol):
+    """What a running crawl offers its spider (``spider.crawler``, set before ``opened``)."""
+
+    def sitemaps_for(self, url: str) -> list[str]: ...
 
 
 class Spider:
@@ -32,6 +38,7 @@ class Spider:
     handle_statuses: ClassVar[list[int]] = []
 
     settings: Mapping[str, Any]
+    crawler: Crawler | None = None
 
     def __init__(self, **kwargs: Any) -> None:
         for key, value in kwargs.items():
@@ -45,7 +52,8 @@ class Spider:
     def sitemaps_for(self, url: str) -> list[str]:
         """The Sitemap URLs the robots.txt of ``url``'s host declares (empty when that
         robots.txt is not known: not fetched yet, or ``obey_robots`` is off)."""
-        return list(self.__dict__.get("_robots_sitemaps", {}).get(host_key(url), ()))
+        crawler = self.crawler
+        return crawler.sitemaps_for(url) if crawler is not None else []
 
     def start_requests(self) -> Iterable[Request]:
         """The first requests: by default one GET per URL of ``start_urls``."""

@@ -193,7 +193,7 @@ class Collect:
 
 def crawl(spider_cls: type, settings: dict[str, Any] | None = None, **kw: Any) -> tuple[Any, list[Any]]:
     """Run ``spider_cls`` in this process; returns (stats, items). Robots off unless asked."""
-    from scraper.runner import build_crawl
+    from scraper.crawl.runner import build_crawl
 
     collect = Collect()
     merged = {"obey_robots": False, "workers": 4, "retry.backoff": 0.01, **(settings or {})}

@@ -13,7 +13,7 @@ from scraper import ConfigError, Spider
 from scraper.config import (DEFAULT_USER_AGENT, Settings, load_config, merge_settings,
                             parse_cli_settings)
 from scraper.exceptions import SpiderError
-from scraper.runner import build_crawl
+from scraper.crawl.runner import build_crawl
 
 from .conftest import crawl, page, run_cli, write_project
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from scraper import CloseSpider, DropItem, FetchError, Request, Spider
-from scraper.runner import build_crawl
+from scraper.crawl.runner import build_crawl
 
 from .conftest import Collect, Reply, Site, crawl, page
 

@@ -97,6 +97,7 @@ def test_sigkill_at_random_instants_loses_and_duplicates_nothing(catalog, tmp_pa
         p = _start(project, catalog)
         time.sleep(rng.uniform(0.3, 1.2))
         if p.poll() is not None:
+            p.communicate()
             break
         p.send_signal(signal.SIGKILL)
         p.communicate()

@@ -24,10 +24,11 @@ import pytest
 import yaml
 
 from scraper.exceptions import ConfigError, SpiderNotFound
-from scraper.history import History
-from scraper.schedule import (ScheduleEntry, due, format_duration, load_schedules,
+from scraper.crawl.runner import check_crawl
+from scraper.schedules.history import History
+from scraper.schedules.entries import (ScheduleEntry, due, format_duration, load_schedules,
                               parse_duration, upcoming)
-from scraper.scheduler import Scheduler
+from scraper.schedules.supervisor import Scheduler
 
 from .conftest import ROOT, Reply, page, run_cli, write_project
 
@@ -128,7 +129,7 @@ class Running:
 
     def __init__(self, project: Path, **kw: Any) -> None:
         kw = {"tick": 0.05, "misfire_grace": 0.5, "kill_grace": 5.0, **kw}
-        self.scheduler = Scheduler(load_schedules(project / "config.yaml"), **kw)
+        self.scheduler = Scheduler(load_schedules(project / "config.yaml", check_crawl), **kw)
         self.history_path = self.scheduler.dir / "history.sqlite"
         self.rc: int | None = None
         self.error: BaseException | None = None
@@ -290,7 +291,7 @@ def test_misfire_run_once_or_skip():
 def _check(tmp_path: Path, entry: dict[str, Any], **settings: Any) -> None:
     config = {"schedules": [entry], **settings}
     write_project(tmp_path, SPIDERS, yaml.safe_dump(config))
-    load_schedules(tmp_path / "config.yaml")
+    load_schedules(tmp_path / "config.yaml", check_crawl)
 
 
 @pytest.mark.parametrize("entry, message", [
@@ -339,16 +340,16 @@ def test_two_schedules_of_a_spider_need_names_and_distinct_job_dirs(tmp_path):
         {"spider": "shop", "every": "1h"}, {"spider": "shop", "cron": "0 3 * * *"}]}))
     with pytest.raises(ConfigError, match=r"schedules\[1\]: the name 'shop' is taken by "
                                           r"schedules\[0\]"):
-        load_schedules(tmp_path / "config.yaml")
+        load_schedules(tmp_path / "config.yaml", check_crawl)
     write_project(tmp_path, SPIDERS, yaml.safe_dump({"schedules": [
         {"spider": "shop", "every": "1h", "job_dir": "jobs/shop"},
         {"spider": "shop", "name": "nightly", "cron": "0 3 * * *", "job_dir": "jobs/shop/"}]}))
     with pytest.raises(ConfigError, match=r"\(nightly\): job_dir jobs/shop/ is also the job dir "
                                           r"of 'shop'"):
-        load_schedules(tmp_path / "config.yaml")
+        load_schedules(tmp_path / "config.yaml", check_crawl)
     write_project(tmp_path, SPIDERS, yaml.safe_dump({"schedules": []}))
     with pytest.raises(ConfigError, match=r"no schedules to run"):
-        load_schedules(tmp_path / "config.yaml")
+        load_schedules(tmp_path / "config.yaml", check_crawl)
 
 
 def test_a_valid_plan(tmp_path):
@@ -357,7 +358,7 @@ def test_a_valid_plan(tmp_path):
          "overlap": "queue", "args": {"base_url": "http://127.0.0.1:1", "n": 3}},
         {"spider": "shop", "name": "nightly", "cron": "0 3 * * *", "timezone": "Europe/Paris",
          "misfire": "skip"}], "metrics_port": 0}))
-    plan = load_schedules(tmp_path / "config.yaml")
+    plan = load_schedules(tmp_path / "config.yaml", check_crawl)
     a, b = plan.entries
     assert (a.name, a.every, a.overlap, a.misfire, a.run_timeout) == ("shop", 90, "queue",
                                                                       "run-once", 600)
@@ -639,7 +640,7 @@ def test_metrics_port_in_use_is_a_config_error(shop, tmp_path, project_dir):
         project = _project(tmp_path, shop, [{"spider": "shop", "every": "1h"}], metrics_port=port)
         with pytest.raises(ConfigError, match=rf"metrics_port {port}: cannot listen on "
                                               rf"127.0.0.1:{port}"):
-            Scheduler(load_schedules(project / "config.yaml")).run()
+            Scheduler(load_schedules(project / "config.yaml", check_crawl)).run()
     assert shop.count("/") == 0  # nothing ran
 
 
@@ -647,7 +648,7 @@ def test_one_scheduler_per_schedule_dir(shop, tmp_path, project_dir):
     project = _project(tmp_path, shop, [{"spider": "shop", "every": "1h"}])
     s = Running(project)
     s.wait(lambda rows: len(rows) == 1)
-    other = Scheduler(load_schedules(project / "config.yaml"))
+    other = Scheduler(load_schedules(project / "config.yaml", check_crawl))
     with pytest.raises(ConfigError, match=r"schedule_dir .*sched: another scheduler \(pid "
                                           rf"{os.getpid()}\) is running there"):
         other.run()
@@ -695,7 +696,7 @@ def test_schedule_settings_sit_between_custom_settings_and_dash_s(shop, tmp_path
 def test_the_command_of_a_run(shop, tmp_path, project_dir):
     project = _project(tmp_path, shop, [{"spider": "shop", "every": "1h", "job_dir": "jobs/shop",
                                          "seen_ttl": "2h", "settings": {"max_pages": 9}}])
-    s = Scheduler(load_schedules(project / "config.yaml"), python="py")
+    s = Scheduler(load_schedules(project / "config.yaml", check_crawl), python="py")
     cmd = s.command(s.entries[0], Path("S.json"))
     assert cmd == ["py", "-m", "scraper", "run", "shop", "--summary", "S.json",
                    "--config", str(project / "config.yaml"),

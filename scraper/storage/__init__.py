@@ -1,19 +1,19 @@
-"""Where a crawl's state lives: the Frontier (requests to fetch) and the SeenSet.
+"""Where a crawl's state lives. ``base`` declares one Protocol per concern,
+``registry`` opens a backend by URL scheme, and each backend module implements
+them: ``memory`` (this process), ``sqlite`` (a job dir), ``redis`` (shared).
 
-``open_backend`` picks an implementation; the engine only sees the protocols
-in ``base``. Storage never imports spiders, the engine or requests: it moves
-strings, bytes and opaque payloads.
+Storage imports nothing above it: it moves bytes, strings, numbers and opaque
+payloads, never Requests or spiders.
 """
 
-from .base import Backend, Entry, Frontier, Lease, SeenSet
-from .memory import MemoryBackend, MemoryFrontier, MemorySeenSet
+from .base import (Backend, DeadLetters, Entry, Frontier, HostState, ItemStream, JobState, Lease,
+                   RobotsCache, SeenSet, SharedCounters)
+from .memory import MemoryBackend, MemoryFrontier, MemoryHostState, MemorySeenSet
+from .registry import BackendOptions, mask_url, open_backend, register, scheme_of, schemes
 
 __all__ = [
-    "Backend", "Entry", "Frontier", "Lease", "MemoryBackend", "MemoryFrontier",
-    "MemorySeenSet", "SeenSet", "open_backend",
+    "Backend", "BackendOptions", "DeadLetters", "Entry", "Frontier", "HostState", "ItemStream",
+    "JobState", "Lease", "MemoryBackend", "MemoryFrontier", "MemoryHostState", "MemorySeenSet",
+    "RobotsCache", "SeenSet", "SharedCounters", "mask_url", "open_backend", "register",
+    "scheme_of", "schemes",
 ]
-
-
-def open_backend() -> MemoryBackend:
-    """The backend for a crawl: in memory (persistent backends plug in here)."""
-    return MemoryBackend()

@@ -1,23 +1,37 @@
-"""The storage protocols every backend implements: Frontier, SeenSet, Backend.
+"""The storage protocols: one per concern, each a backend implements or declares absent.
 
-A Frontier holds entries (an opaque payload with a politeness host, a
-priority and a not-before time). ``pop`` hands out the highest-priority ready
-entries whose host has room, as *leases*: an entry stays owned by the crawl
-until ``ack`` (done) or ``release`` (give it back). Persistent backends use
-leases to survive crashes; the in-memory one keeps the same contract.
+    Frontier        requests to fetch: priorities, not-before times, leases
+    SeenSet         request fingerprints, with one atomic test-and-set
+    HostState       per-host politeness state: slots in flight, next-allowed times,
+                    per-host limits and spacing (the rules that fill it live in
+                    fetch.politeness; a backend only stores and applies them atomically)
+    RobotsCache     robots.txt texts shared by the processes of a crawl
+    SharedCounters  a crawl's counters summed over every process
+    ItemStream      items appended in the same transaction as their page's ack
+    JobState        a persistent crawl's identity and output positions
+    DeadLetters     requests that failed after their last retry, kept for retry-failed
 
-A SeenSet records request fingerprints with one atomic test-and-set: exactly
-one of many concurrent ``add`` calls for the same fingerprint returns True.
+A ``Backend`` bundles them; an optional concern is typed ``X | None`` and is
+``None`` where a backend does not provide it (an in-memory crawl shares nothing).
+Everything here moves bytes, strings, numbers and opaque payloads: storage never
+imports spiders, requests or the engine.
+
+Leases: ``Frontier.pop`` hands out the highest-priority ready entries whose host
+has room, and takes each one's host slot in the same step; an entry stays owned
+by the crawl until ``ack`` (done) or ``release`` (give it back), and the slot
+until ``HostState.give``. A process that dies leaves leases with deadlines that
+any process of the crawl puts back (``requeue_expired``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Backend", "Entry", "Frontier", "Lease", "SeenSet"]
+__all__ = ["Backend", "DeadLetters", "Entry", "Frontier", "HostState", "ItemStream", "JobState",
+           "Lease", "RobotsCache", "SeenSet", "SharedCounters"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +46,8 @@ class Entry:
 
 @dataclass(frozen=True, slots=True)
 class Lease:
-    """An entry handed out by ``Frontier.pop``; ``id`` is what ``ack``/``release`` take."""
+    """An entry handed out by ``Frontier.pop``; ``id`` is what ``ack``/``release`` take,
+    and the token of the host slot it holds."""
 
     id: Any
     entry: Entry
@@ -42,13 +57,16 @@ class Lease:
 class Frontier(Protocol):
     """Requests waiting to be fetched, by priority, with per-host room and leases."""
 
+    lease_seconds: float
+
     def push(self, entries: Iterable[Entry]) -> None:
         """Add entries (an entry with ``not_before`` in the future waits until then)."""
 
-    def pop(self, limit: int, *, now: float, room: Mapping[str, int],
-            default_room: int) -> list[Lease]:
+    def pop(self, limit: int, *, now: float, closed: Collection[str] = (),
+            jitter: float = 1.0) -> list[Lease]:
         """Lease up to ``limit`` ready entries, highest priority first (FIFO within a
-        priority), at most ``room[host]`` (or ``default_room``) from each host."""
+        priority), skipping ``closed`` hosts, taking a slot of the backend's HostState
+        for each (``jitter`` scales the host spacing those slots start)."""
 
     def ack(self, lease_ids: Iterable[Any]) -> None:
         """Forget leased entries: they are done."""
@@ -61,6 +79,9 @@ class Frontier(Protocol):
 
     def requeue_expired(self, now: float | None = None) -> int:
         """Put back leases whose deadline passed (their owner died); returns how many."""
+
+    def requeue_all(self) -> int:
+        """Put back every lease (on start, by the one process that owns the crawl's state)."""
 
     def pending(self) -> int:
         """Entries not leased (ready or waiting for their not-before time)."""
@@ -87,18 +108,119 @@ class SeenSet(Protocol):
     def __len__(self) -> int: ...
 
 
-class Backend(Protocol):
-    """A frontier and a seen-set that commit together."""
+@runtime_checkable
+class HostState(Protocol):
+    """Per-host politeness state: how many requests are in flight to a host (slots, each
+    with a token), the time before which it gets no request, and its limit and spacing
+    when they differ from the defaults. ``take`` is the one atomic rule: a host with
+    fewer than ``limit`` slots taken and its next-allowed time passed gets a slot, and
+    its next-allowed time moves ``spacing × jitter`` ahead."""
 
+    def set_defaults(self, limit: int, spacing: float) -> None:
+        """The limit and spacing of every host not ``configure``d."""
+
+    def configure(self, host: str, limit: int, spacing: float) -> None:
+        """Give ``host`` its own limit and spacing (for every process of the crawl)."""
+
+    def take(self, host: str, token: Any, now: float, jitter: float = 1.0) -> bool:
+        """Take a slot for ``token`` if ``host`` has room now; True if taken."""
+
+    def give(self, host: str, token: Any) -> None:
+        """Give back the slot ``token`` holds."""
+
+    def hold(self, host: str, until: float) -> None:
+        """No slot for ``host`` before ``until`` (a 429/503 back-off); never shortens."""
+
+    def renew(self, slots: Mapping[str, Sequence[Any]], until: float) -> None:
+        """Extend the deadline of slots still held (host → tokens)."""
+
+    def next_change(self, now: float) -> float | None:
+        """The earliest future time a host held back gets room again, when this process
+        can know it (None: unknown, or nothing is held back)."""
+
+
+class RobotsCache(Protocol):
+    """robots.txt answers shared by the processes of a crawl, fetched by one of them."""
+
+    def get(self, host: str) -> tuple[int | None, str] | None:
+        """(status, text) of ``host``'s robots.txt if some process learned it, else None."""
+
+    def claim(self, host: str, seconds: float) -> bool:
+        """True for the one process that should fetch ``host``'s robots.txt now."""
+
+    def put(self, host: str, status: int | None, text: str) -> None:
+        """Share what was learned (inside the backend's transaction)."""
+
+
+class SharedCounters(Protocol):
+    """Counters summed over every process of a crawl."""
+
+    def add(self, delta: Mapping[str, int]) -> None:
+        """Add to the totals (inside the backend's transaction)."""
+
+    def totals(self) -> dict[str, int]:
+        """Every counter of the crawl."""
+
+
+class ItemStream(Protocol):
+    """Items kept by the backend itself, written in the transaction that acks their page."""
+
+    def add(self, item: str) -> None:
+        """Append one item (JSON text)."""
+
+
+class JobState(Protocol):
+    """A persistent crawl's bookkeeping: identity (meta) and where each output was last
+    committed. ``location`` names it in messages (a directory, a URL)."""
+
+    location: str
+
+    def get_meta(self, key: str) -> Any: ...
+
+    def set_meta(self, key: str, value: Any) -> None: ...
+
+    def output_positions(self) -> dict[str, int]: ...
+
+    def save_output_positions(self, positions: Mapping[str, int]) -> None: ...
+
+
+class DeadLetters(Protocol):
+    """Requests (serialised) that failed after their last retry, with the reason."""
+
+    def add(self, rows: Sequence[tuple[str, str]]) -> None:
+        """Keep (serialised request, reason) pairs (inside the backend's transaction)."""
+
+    def list(self) -> list[tuple[Any, str, str]]:
+        """Every dead letter as (id, serialised request, reason), oldest first."""
+
+    def remove(self, ids: Sequence[Any]) -> None: ...
+
+
+class Backend(Protocol):
+    """Where one crawl's state lives: the concerns above, committed together by
+    ``transaction``. ``shared``: other processes may work on the same crawl.
+    ``serialises``: entries must be strings (they outlive the process)."""
+
+    url: str
+    shared: bool
+    serialises: bool
     frontier: Frontier
     seen: SeenSet
-    #: True when payloads must be strings (they outlive the process).
-    serialises: bool
+    hosts: HostState
+    robots: RobotsCache | None
+    counters: SharedCounters | None
+    items: ItemStream | None
+    job: JobState | None
+    dead: DeadLetters | None
 
     def transaction(self) -> AbstractContextManager[None]:
-        """Group frontier and seen-set changes so they take effect together."""
+        """Group changes so they take effect together (nesting: the outermost commits)."""
+
+    def round_trips(self) -> int | None:
+        """Calls made to a remote store so far (None for a local backend)."""
+
+    def clear(self) -> int:
+        """Delete every record of this crawl (``reset``); returns how many."""
 
     def close(self) -> None:
         """Release connections and files."""
-
-

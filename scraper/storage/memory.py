@@ -1,8 +1,10 @@
-"""In-memory Frontier and SeenSet: the default backend for a crawl without a job dir.
+"""The in-memory backend (``memory://``, the default): Frontier, SeenSet and HostState
+held in this process, for a crawl without a job dir.
 
 The frontier keeps one heap per host plus a heap of host heads, so ``pop`` can
 skip a host that has no room without touching that host's queue, and entries
-waiting for a not-before time sit in a separate heap until due.
+waiting for a not-before time sit in a separate heap until due. The HostState is
+also what the SQLite backend uses: a job dir belongs to one process.
 """
 
 from __future__ import annotations
@@ -11,19 +13,87 @@ import heapq
 import itertools
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from .base import Entry, Lease
 
-__all__ = ["MemoryBackend", "MemoryFrontier", "MemorySeenSet"]
+__all__ = ["MemoryBackend", "MemoryFrontier", "MemoryHostState", "MemorySeenSet", "open_memory"]
+
+
+class MemoryHostState:
+    """Slots in flight and next-allowed times per host, in this process."""
+
+    def __init__(self, limit: int = 8, spacing: float = 0.0) -> None:
+        self._lock = threading.Lock()
+        self._default = (limit, spacing)
+        self._params: dict[str, tuple[int, float]] = {}
+        self._slots: dict[str, int] = {}
+        self._next: dict[str, float] = {}
+
+    def set_defaults(self, limit: int, spacing: float) -> None:
+        self._default = (limit, spacing)
+
+    def configure(self, host: str, limit: int, spacing: float) -> None:
+        with self._lock:
+            self._params[host] = (limit, spacing)
+
+    def take(self, host: str, token: Any, now: float, jitter: float = 1.0) -> bool:
+        with self._lock:
+            limit, spacing = self._params.get(host, self._default)
+            used = self._slots.get(host, 0)
+            if used >= limit:
+                return False
+            nxt = self._next.get(host)
+            if nxt is not None and nxt > now:
+                return False
+            self._slots[host] = used + 1
+            if spacing > 0:
+                self._next[host] = now + spacing * jitter
+            elif nxt is not None:
+                del self._next[host]
+            return True
+
+    def give(self, host: str, token: Any) -> None:
+        with self._lock:
+            used = self._slots.get(host, 0) - 1
+            if used > 0:
+                self._slots[host] = used
+            else:
+                self._slots.pop(host, None)
+
+    def hold(self, host: str, until: float) -> None:
+        with self._lock:
+            if until > self._next.get(host, 0.0):
+                self._next[host] = until
+
+    def renew(self, slots: Mapping[str, Sequence[Any]], until: float) -> None:
+        pass  # slots of this process die with it: nothing to keep alive
+
+    def next_change(self, now: float) -> float | None:
+        with self._lock:
+            future = [t for t in self._next.values() if t > now]
+        return min(future) if future else None
+
+    def in_flight(self, host: str) -> int:
+        return self._slots.get(host, 0)
+
+    def full(self, now: float) -> set[str]:
+        """Hosts that have no room now (for a frontier's query to skip them)."""
+        with self._lock:
+            out = {h for h, t in self._next.items() if t > now}
+            for host, used in self._slots.items():
+                if used >= self._params.get(host, self._default)[0]:
+                    out.add(host)
+        return out
 
 
 class MemoryFrontier:
     """A priority frontier with per-host room and leases, held in this process."""
 
-    def __init__(self, lease_seconds: float = 600.0) -> None:
+    def __init__(self, hosts: MemoryHostState | None = None, lease_seconds: float = 600.0) -> None:
+        self.hosts = hosts if hosts is not None else MemoryHostState()
         self.lease_seconds = lease_seconds
         self._lock = threading.Lock()
         self._seq = itertools.count()
@@ -53,15 +123,15 @@ class MemoryFrontier:
                 else:
                     self._push_ready(entry)
 
-    def pop(self, limit: int, *, now: float, room: Mapping[str, int],
-            default_room: int) -> list[Lease]:
+    def pop(self, limit: int, *, now: float, closed: Collection[str] = (),
+            jitter: float = 1.0) -> list[Lease]:
         out: list[Lease] = []
+        take = self.hosts.take
         with self._lock:
             waiting = self._waiting
             while waiting and waiting[0][0] <= now:
                 self._push_ready(heapq.heappop(waiting)[2])
             heads, queues = self._heads, self._queues
-            taken: dict[str, int] = {}
             blocked: list[tuple[int, int, str]] = []
             while heads and len(out) < limit:
                 head = heapq.heappop(heads)
@@ -69,13 +139,11 @@ class MemoryFrontier:
                 queue = queues.get(host)
                 if not queue or queue[0][1] != head[1]:
                     continue  # stale: that entry has left the queue
-                used = taken.get(host, 0)
-                if room.get(host, default_room) - used <= 0:
+                lease_id = next(self._seq)
+                if host in closed or not take(host, lease_id, now, jitter):
                     blocked.append(head)
                     continue
                 entry = heapq.heappop(queue)[2]
-                taken[host] = used + 1
-                lease_id = next(self._seq)
                 self._leases[lease_id] = entry
                 self._deadlines[lease_id] = now + self.lease_seconds
                 out.append(Lease(lease_id, entry))
@@ -114,6 +182,11 @@ class MemoryFrontier:
         expired = [i for i, t in self._deadlines.items() if t <= now]
         self.release(expired)
         return len(expired)
+
+    def requeue_all(self) -> int:
+        leased = list(self._leases)
+        self.release(leased)
+        return len(leased)
 
     def pending(self) -> int:
         return self._ready + len(self._waiting)
@@ -159,17 +232,42 @@ class MemorySeenSet:
 
 
 class MemoryBackend:
-    """A MemoryFrontier and a MemorySeenSet; payloads stay Python objects."""
+    """A MemoryFrontier, MemorySeenSet and MemoryHostState; payloads stay Python objects,
+    nothing is shared or persisted."""
 
+    url = "memory://"
+    shared = False
     serialises = False
+    robots = None
+    counters = None
+    items = None
+    job = None
+    dead = None
 
-    def __init__(self) -> None:
-        self.frontier = MemoryFrontier()
+    def __init__(self, lease_seconds: float = 600.0) -> None:
+        self._lease_seconds = lease_seconds
+        self.hosts = MemoryHostState()
+        self.frontier = MemoryFrontier(self.hosts, lease_seconds)
         self.seen = MemorySeenSet()
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
         yield
 
+    def round_trips(self) -> int | None:
+        return None
+
+    def clear(self) -> int:
+        n = self.frontier.pending() + self.frontier.leased() + len(self.seen)
+        self.hosts = MemoryHostState()
+        self.frontier = MemoryFrontier(self.hosts, self._lease_seconds)
+        self.seen = MemorySeenSet()
+        return n
+
     def close(self) -> None:
         pass
+
+
+def open_memory(url: str, options: Any) -> MemoryBackend:
+    """The registry's factory for ``memory://``."""
+    return MemoryBackend(options.lease_seconds)

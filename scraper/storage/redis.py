@@ -10,17 +10,19 @@ SCAN, never KEYS):
     seq        STRING  entry id counter
     seen       SET   fingerprints (or seen:{fp} keys with an expiry when seen_ttl is set)
     slots:{h}  ZSET  lease id → deadline: requests in flight to host h, cluster-wide
-    hostnext   HASH  host → time before which the host gets no request (delay, back-off)
-    hostdelay  HASH  host → delay when it differs from the setting (Crawl-delay, throttle)
+    hostnext   HASH  host → time before which the host gets no request (spacing, back-off)
+    hostparams HASH  host → "limit\\tspacing" when they differ from the defaults
     robots     HASH  host → "status\\ttext" (robots.txt, fetched once for the cluster)
     stats      HASH  cluster-wide counters
+    dead       HASH  dead-letter id → "reason\\tdata"  (deadseq: their id counter)
     items      STREAM  items, when the redis-stream output is used
 
 Popping is one Lua script: it promotes due delayed entries, then leases the
 highest-priority entries whose host has a free cluster-wide slot and whose
-next-allowed time has come, taking the slot in the same step. A process that
-dies leaves leases (and slots) with deadlines; any process puts them back when
-they expire, so nothing a dead worker held is lost.
+next-allowed time has come, taking the slot in the same step (the ``take`` rule
+of ``HostState``, written once in Lua and used by both scripts that need it). A
+process that dies leaves leases (and slots) with deadlines; any process puts them
+back when they expire, so nothing a dead worker held is lost.
 """
 
 from __future__ import annotations
@@ -30,14 +32,14 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..exceptions import ConfigError, StorageError
-from ..politeness import throttled_delay
+from ..exceptions import StorageError, StorageUnusable
 from .base import Entry, Lease
+from .registry import mask_url
 
 try:
     import redis
@@ -46,19 +48,52 @@ try:
 except ImportError:  # pragma: no cover - redis is a dependency; this is for a broken install
     redis = None  # type: ignore[assignment]
 
-__all__ = ["RedisBackend", "RedisFrontier", "RedisHostSlots", "RedisSeenSet", "check_url",
-           "reset"]
+__all__ = ["RedisBackend", "RedisCounters", "RedisDeadLetters", "RedisFrontier",
+           "RedisHostState", "RedisItemStream", "RedisRobotsCache", "RedisSeenSet", "check_url",
+           "open_redis"]
 
-_POP = """
+# The HostState take rule: a host with fewer than `limit` live slots and its next-allowed
+# time passed gets a slot (expiring at `deadline`) and its next-allowed time moves
+# `spacing * jitter` ahead. `params` caches the host's (limit, spacing) for one call.
+_TAKE_FN = """
+local function host_params(prefix, host, now, dlimit, dspacing, params)
+  local p = params[host]
+  if p == nil then
+    local raw = redis.call('HGET', prefix .. 'hostparams', host)
+    if raw then
+      local t = string.find(raw, '\\t', 1, true)
+      p = {tonumber(string.sub(raw, 1, t - 1)), tonumber(string.sub(raw, t + 1))}
+    else
+      p = {dlimit, dspacing}
+    end
+    params[host] = p
+    redis.call('ZREMRANGEBYSCORE', prefix .. 'slots:' .. host, '-inf', now)
+  end
+  return p
+end
+local function take(prefix, host, token, now, deadline, dlimit, dspacing, jitter, params)
+  local p = host_params(prefix, host, now, dlimit, dspacing, params)
+  local skey = prefix .. 'slots:' .. host
+  if redis.call('ZCARD', skey) >= p[1] then return false end
+  local nxt = tonumber(redis.call('HGET', prefix .. 'hostnext', host) or '0')
+  if nxt > now then return false end
+  if p[2] > 0 then redis.call('HSET', prefix .. 'hostnext', host, now + p[2] * jitter) end
+  redis.call('ZADD', skey, deadline, token)
+  redis.call('PEXPIRE', skey, 3600000)
+  return true
+end
+"""
+
+# ARGV: prefix, now, limit, deadline, default limit, default spacing, jitter, closed (JSON)
+_POP = _TAKE_FN + """
 local q, delayed, leases, entries = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local prefix = ARGV[1]
 local now = tonumber(ARGV[2])
 local limit = tonumber(ARGV[3])
 local deadline = tonumber(ARGV[4])
-local default_room = tonumber(ARGV[5])
-local room = cjson.decode(ARGV[6])
-local per_host = tonumber(ARGV[7])
-local delay = tonumber(ARGV[8])
+local dlimit, dspacing, jitter = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local full = {}
+for _, h in ipairs(cjson.decode(ARGV[8])) do full[h] = true end
 local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, 1000)
 for _, id in ipairs(due) do
   local e = redis.call('HGET', entries, id)
@@ -69,8 +104,7 @@ for _, id in ipairs(due) do
   redis.call('ZREM', delayed, id)
 end
 local out = {}
-local taken = {}
-local full = {}
+local params = {}
 local start = 0
 local scanned = 0
 while #out < limit * 2 and scanned < 5000 do
@@ -84,38 +118,12 @@ while #out < limit * 2 and scanned < 5000 do
       local t2 = string.find(e, '\\t', t1 + 1, true)
       local host = string.sub(e, t1 + 1, t2 - 1)
       if not full[host] then
-        local r = room[host]
-        if r == nil then r = default_room end
-        local used = taken[host] or 0
-        local ok = used < r
-        if ok then
-          local skey = prefix .. 'slots:' .. host
-          if used == 0 then
-            redis.call('ZREMRANGEBYSCORE', skey, '-inf', now)
-            local nxt = tonumber(redis.call('HGET', prefix .. 'hostnext', host) or '0')
-            if nxt > now then ok = false end
-          end
-          if ok and redis.call('ZCARD', skey) >= per_host then ok = false end
-          if ok then
-            local d = tonumber(redis.call('HGET', prefix .. 'hostdelay', host) or delay)
-            if d > 0 then
-              if used > 0 then
-                ok = false
-              else
-                redis.call('HSET', prefix .. 'hostnext', host, now + d)
-              end
-            end
-          end
-          if ok then
-            redis.call('ZADD', skey, deadline, id)
-            redis.call('PEXPIRE', skey, 3600000)
-            taken[host] = used + 1
-            table.insert(out, id)
-            table.insert(out, e)
-            if #out >= limit * 2 then break end
-          else
-            full[host] = true
-          end
+        if take(prefix, host, id, now, deadline, dlimit, dspacing, jitter, params) then
+          table.insert(out, id)
+          table.insert(out, e)
+          if #out >= limit * 2 then break end
+        else
+          full[host] = true
         end
       end
     else
@@ -130,6 +138,15 @@ for i = 1, #out, 2 do
 end
 return out
 """
+
+# ARGV: prefix, now, host, token, deadline, default limit, default spacing, jitter
+_TAKE = _TAKE_FN + """
+local ok = take(ARGV[1], ARGV[3], ARGV[4], tonumber(ARGV[2]), tonumber(ARGV[5]),
+                tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), {})
+if ok then return 1 end
+return 0
+"""
+
 
 _REQUEUE_EXPIRED = """
 local q, leases, entries = KEYS[1], KEYS[2], KEYS[3]
@@ -169,16 +186,17 @@ return 1
 
 
 def check_url(url: str) -> str:
-    """A redis:// or rediss:// URL, or ConfigError naming it."""
+    """A redis://, rediss:// or unix:// URL, or StorageUnusable naming it (password masked)."""
     parts = urlsplit(url)
     if parts.scheme not in ("redis", "rediss", "unix") or (parts.scheme != "unix" and not parts.hostname):
-        raise ConfigError(f"--backend {url}: expected redis://HOST:PORT/DB (or rediss:// for TLS)")
+        raise StorageUnusable("expected redis://HOST:PORT/DB (or rediss:// for TLS)",
+                              location=mask_url(url))
     return url
 
 
 def _connect(url: str, retry_window: float, name: str | None = None) -> Any:
     if redis is None:  # pragma: no cover
-        raise ConfigError("--backend redis:// needs the redis package (pip install redis)")
+        raise StorageUnusable("needs the redis package (pip install redis)", location=mask_url(url))
     # Exponential back-off between tries, capped at 2 s, for about retry_window seconds.
     tries = max(1, int(retry_window / 1.0) + 3)
     retry = Retry(ExponentialBackoff(cap=2.0, base=0.05), tries)
@@ -193,7 +211,7 @@ class _Conn:
 
     def __init__(self, client: Any, url: str) -> None:
         self.client = client
-        self.url = url
+        self.url = mask_url(url)
         self.round_trips = 0
         self.pipe: Any = None
         self.depth = 0
@@ -204,22 +222,72 @@ class _Conn:
         try:
             return fn(*args, **kw)
         except redis.RedisError as e:
-            raise StorageError(f"redis at {self.url}: {type(e).__name__}: {e}") from e
+            raise StorageError(f"{type(e).__name__}: {e}", location=f"redis at {self.url}") from e
 
     def writer(self) -> Any:
         """The open pipeline, or the client itself outside a transaction."""
         return self.pipe if self.pipe is not None else self.client
 
+    def write(self, commands: int = 1) -> Any:
+        """The writer, counting ``commands`` round trips when there is no open pipeline."""
+        if self.pipe is None:
+            self.round_trips += commands
+            return self.client
+        return self.pipe
 
-class RedisFrontier:
-    """The shared frontier; also takes the cluster-wide host slot for each entry it leases."""
 
-    def __init__(self, conn: _Conn, prefix: str, lease_seconds: float = 60.0) -> None:
+class RedisHostState:
+    """Per-host politeness for the whole cluster: slots are ZSETs of lease ids with
+    deadlines, next-allowed times and per-host (limit, spacing) are hashes. The
+    frontier's pop takes slots with the same Lua rule as ``take``."""
+
+    def __init__(self, conn: _Conn, prefix: str, lease_seconds: float) -> None:
         self._c = conn
         self.prefix = prefix
         self.lease_seconds = lease_seconds
-        self.per_host = 8
-        self.delay = 0.0
+        self.limit = 8
+        self.spacing = 0.0
+        self._take = conn.client.register_script(_TAKE)
+        self._back_off = conn.client.register_script(_BACK_OFF)
+
+    def set_defaults(self, limit: int, spacing: float) -> None:
+        self.limit, self.spacing = limit, spacing
+
+    def configure(self, host: str, limit: int, spacing: float) -> None:
+        self._c.write().hset(self.prefix + "hostparams", host, f"{limit}\t{spacing}")
+
+    def take(self, host: str, token: Any, now: float, jitter: float = 1.0) -> bool:
+        return bool(self._c.call(self._take, args=[self.prefix, now, host, token,
+                                                   now + self.lease_seconds, self.limit,
+                                                   self.spacing, jitter]))
+
+    def give(self, host: str, token: Any) -> None:
+        self._c.write().zrem(f"{self.prefix}slots:{host}", token)
+
+    def hold(self, host: str, until: float) -> None:
+        self._c.call(self._back_off, keys=[self.prefix + "hostnext"], args=[host, until])
+
+    def renew(self, slots: Mapping[str, Sequence[Any]], until: float) -> None:
+        with self._c.client.pipeline(transaction=False) as p:
+            for host, tokens in slots.items():
+                if tokens:
+                    p.zadd(f"{self.prefix}slots:{host}", {t: until for t in tokens}, xx=True)
+            if p.command_stack:
+                self._c.call(p.execute)
+
+    def next_change(self, now: float) -> float | None:
+        return None  # other processes move the shared times: the engine polls
+
+
+class RedisFrontier:
+    """The shared frontier; its pop takes the cluster-wide host slot of each entry."""
+
+    def __init__(self, conn: _Conn, prefix: str, hosts: RedisHostState,
+                 lease_seconds: float = 60.0) -> None:
+        self._c = conn
+        self.prefix = prefix
+        self.hosts = hosts
+        self.lease_seconds = lease_seconds
         k = prefix
         self.q, self.delayed, self.leases, self.entries = k + "q", k + "delayed", k + "leases", k + "e"
         cl = conn.client
@@ -236,7 +304,6 @@ class RedisFrontier:
         c = self._c
         last = c.call(c.client.incrby, self.prefix + "seq", len(entries))
         first = last - len(entries) + 1
-        w = c.writer()
         now = time.time()
         mapping, ready, waiting = {}, {}, {}
         for i, e in enumerate(entries):
@@ -246,23 +313,21 @@ class RedisFrontier:
                 waiting[eid] = e.not_before
             else:
                 ready[eid] = -e.priority
+        w = c.write(1 + bool(ready) + bool(waiting))
         w.hset(self.entries, mapping=mapping)
         if ready:
             w.zadd(self.q, ready)
         if waiting:
             w.zadd(self.delayed, waiting)
-        if c.pipe is None:
-            c.round_trips += 1 + bool(ready) + bool(waiting)  # each direct call is one
 
-    def pop(self, limit: int, *, now: float, room: Mapping[str, int],
-            default_room: int) -> list[Lease]:
+    def pop(self, limit: int, *, now: float, closed: Collection[str] = (),
+            jitter: float = 1.0) -> list[Lease]:
         if limit <= 0:
             return []
-        c = self._c
+        c, hosts = self._c, self.hosts
         raw = c.call(self._pop, keys=[self.q, self.delayed, self.leases, self.entries],
-                     args=[self.prefix, now, limit, now + self.lease_seconds,
-                           min(default_room, self.per_host), json.dumps(room) if room else "{}",
-                           self.per_host, self.delay])
+                     args=[self.prefix, now, limit, now + self.lease_seconds, hosts.limit,
+                           hosts.spacing, jitter, json.dumps(sorted(closed))])
         out = []
         for i in range(0, len(raw), 2):
             eid = raw[i].decode() if isinstance(raw[i], bytes) else raw[i]
@@ -273,11 +338,9 @@ class RedisFrontier:
     def ack(self, lease_ids: Iterable[Any]) -> None:
         ids = list(lease_ids)
         if ids:
-            w = self._c.writer()
+            w = self._c.write(2)
             w.zrem(self.leases, *ids)
             w.hdel(self.entries, *ids)
-            if self._c.pipe is None:
-                self._c.round_trips += 2
 
     def release(self, lease_ids: Iterable[Any]) -> None:
         ids = list(lease_ids)
@@ -293,6 +356,9 @@ class RedisFrontier:
     def requeue_expired(self, now: float | None = None) -> int:
         return int(self._c.call(self._requeue, keys=[self.q, self.leases, self.entries],
                                 args=[time.time() if now is None else now]))
+
+    def requeue_all(self) -> int:
+        return self.requeue_expired(float("inf"))
 
     def pending(self) -> int:
         c = self._c
@@ -356,101 +422,93 @@ class RedisSeenSet:
         return int(c.call(c.client.scard, self.key))
 
 
-class RedisHostSlots:
-    """Per-host politeness for the whole cluster. The frontier's pop takes a host's slot
-    atomically; this object gives slots back, records back-offs and per-host delays in
-    Redis, and keeps the local view (hosts waiting for robots.txt) the engine needs."""
+class RedisRobotsCache:
+    """robots.txt answers for the cluster, fetched by whichever process claims a host."""
 
-    def __init__(self, conn: _Conn, prefix: str, frontier: RedisFrontier, per_host: int,
-                 delay: float, *, autothrottle: bool = False, target: float = 2.0,
-                 max_delay: float = 60.0) -> None:
+    def __init__(self, conn: _Conn, prefix: str) -> None:
         self._c = conn
         self.prefix = prefix
-        self.frontier = frontier
-        frontier.per_host = per_host
-        frontier.delay = delay
-        self.per_host = per_host
-        self.delay = delay
-        self.autothrottle = autothrottle
-        self.target = target
-        self.max_delay = max_delay
-        self.closed: set[str] = set()
-        self.in_flight: dict[str, list[Any]] = {}
-        self._back_off = conn.client.register_script(_BACK_OFF)
-        self._delays: dict[str, float] = {}
-        self._min_delay: dict[str, float] = {}
 
-    pop_takes_slots = True  # the frontier's pop script takes the cluster-wide slot
+    def get(self, host: str) -> tuple[int | None, str] | None:
+        raw = self._c.call(self._c.client.hget, self.prefix + "robots", host)
+        if raw is None:
+            return None
+        status, _, text = raw.decode("utf-8", "replace").partition("\t")
+        return (int(status) if status else None), text
 
-    @property
-    def default_room(self) -> int:
-        return self.per_host
+    def claim(self, host: str, seconds: float) -> bool:
+        return bool(self._c.call(self._c.client.set, f"{self.prefix}robots-lock:{host}", 1,
+                                 nx=True, px=int(seconds * 1000)))
 
-    def room(self, now: float) -> dict[str, int]:
-        return {h: 0 for h in self.closed}
+    def put(self, host: str, status: int | None, text: str) -> None:
+        self._c.write().hset(self.prefix + "robots", host, f"{status or ''}\t{text}")
 
-    def acquire(self, host: str, now: float, lease_id: Any = None) -> None:
-        self.in_flight.setdefault(host, []).append(lease_id)
 
-    def release(self, host: str, lease_id: Any = None) -> None:
-        ids = self.in_flight.get(host)
-        if ids:
-            if lease_id in ids:
-                ids.remove(lease_id)
-            else:
-                lease_id = ids.pop()
-            if not ids:
-                del self.in_flight[host]
-        if lease_id is not None:
-            w = self._c.writer()
-            w.zrem(f"{self.prefix}slots:{host}", lease_id)
-            if self._c.pipe is None:
-                self._c.round_trips += 1
+class RedisCounters:
+    """The cluster's counters in one hash."""
 
-    def renew(self, now: float) -> None:
-        """Push the deadlines of this process's slots (with its leases' heartbeat)."""
-        until = now + self.frontier.lease_seconds
-        with self._c.client.pipeline(transaction=False) as p:
-            for host, ids in self.in_flight.items():
-                members = {i: until for i in ids if i is not None}
-                if members:
-                    p.zadd(f"{self.prefix}slots:{host}", members, xx=True)
-            if p.command_stack:
-                self._c.call(p.execute)
+    def __init__(self, conn: _Conn, prefix: str) -> None:
+        self._c = conn
+        self.key = prefix + "stats"
 
-    def set_min_delay(self, host: str, delay: float) -> None:
-        if delay > self.delay:
-            self._min_delay[host] = delay
-            self._set_delay(host, max(delay, self._delays.get(host, 0.0)))
+    def add(self, delta: Mapping[str, int]) -> None:
+        if delta:
+            w = self._c.write(len(delta))
+            for key, n in delta.items():
+                w.hincrby(self.key, key, n)
 
-    def _set_delay(self, host: str, delay: float) -> None:
-        self._delays[host] = delay
-        w = self._c.writer()
-        w.hset(self.prefix + "hostdelay", host, delay)
-        if self._c.pipe is None:
-            self._c.round_trips += 1
+    def totals(self) -> dict[str, int]:
+        raw = self._c.call(self._c.client.hgetall, self.key)
+        return {k.decode(): int(v) for k, v in raw.items()}
 
-    def back_off(self, host: str, until: float) -> None:
-        self._c.call(self._back_off, keys=[self.prefix + "hostnext"], args=[host, until])
 
-    def observe(self, host: str, latency: float, status: int) -> None:
-        if not self.autothrottle:
+class RedisItemStream:
+    """Items appended to the crawl's stream in the transaction that acks their page."""
+
+    def __init__(self, conn: _Conn, prefix: str) -> None:
+        self._c = conn
+        self.key = prefix + "items"
+
+    def add(self, item: str) -> None:
+        self._c.write().xadd(self.key, {"item": item})
+
+
+class RedisDeadLetters:
+    """Requests that failed after their last retry, kept for ``retry-failed``."""
+
+    def __init__(self, conn: _Conn, prefix: str) -> None:
+        self._c = conn
+        self.key = prefix + "dead"
+        self.seq = prefix + "deadseq"
+
+    def add(self, rows: Sequence[tuple[str, str]]) -> None:
+        if not rows:
             return
-        current = self._delays.get(host, self.delay)
-        floor = max(self.delay, self._min_delay.get(host, 0.0))
-        wanted = throttled_delay(current, latency, status, self.target, floor, self.max_delay)
-        if wanted is not None and abs(wanted - current) > 0.01:
-            self._set_delay(host, wanted)
+        c = self._c
+        last = int(c.call(c.client.incrby, self.seq, len(rows)))
+        mapping = {f"{last - len(rows) + 1 + i:015d}": f"{reason}\t{data}"
+                   for i, (data, reason) in enumerate(rows)}
+        c.write().hset(self.key, mapping=mapping)
 
-    def next_wakeup(self, now: float) -> float | None:
-        return None  # other processes move the shared times: the engine polls
+    def list(self) -> list[tuple[Any, str, str]]:
+        raw = self._c.call(self._c.client.hgetall, self.key)
+        out = []
+        for k, v in sorted(raw.items()):
+            reason, _, data = v.decode().partition("\t")
+            out.append((k.decode(), data, reason))
+        return out
+
+    def remove(self, ids: Sequence[Any]) -> None:
+        if ids:
+            self._c.call(self._c.client.hdel, self.key, *ids)
 
 
 class RedisBackend:
-    """Frontier, seen-set, host slots, robots cache and stats of one crawl in Redis."""
+    """Every concern of one crawl in Redis, under ``scraper:{spider}:``."""
 
     serialises = True
     shared = True
+    job = None
 
     def __init__(self, url: str, spider: str, *, lease_seconds: float = 60.0,
                  seen_ttl: float | None = None, retry_window: float = 30.0) -> None:
@@ -459,14 +517,17 @@ class RedisBackend:
                           name=f"scraper:{spider}:{socket.gethostname()}:{os.getpid()}")
         self._c = _Conn(client, url)
         self.prefix = f"scraper:{spider}:"
-        self.url = url
+        self.url = mask_url(url)
         self._c.call(client.ping)
-        self.frontier = RedisFrontier(self._c, self.prefix, lease_seconds)
+        self.hosts = RedisHostState(self._c, self.prefix, lease_seconds)
+        self.frontier = RedisFrontier(self._c, self.prefix, self.hosts, lease_seconds)
         self.seen = RedisSeenSet(self._c, self.prefix, seen_ttl)
-        self.owner = f"{socket.gethostname()}-{id(self):x}"
+        self.robots = RedisRobotsCache(self._c, self.prefix)
+        self.counters = RedisCounters(self._c, self.prefix)
+        self.items = RedisItemStream(self._c, self.prefix)
+        self.dead = RedisDeadLetters(self._c, self.prefix)
 
-    @property
-    def round_trips(self) -> int:
+    def round_trips(self) -> int | None:
         return self._c.round_trips
 
     @contextmanager
@@ -493,51 +554,22 @@ class RedisBackend:
                 else:
                     pipe.reset()
 
-    def host_slots(self, settings: Mapping[str, Any]) -> RedisHostSlots:
-        return RedisHostSlots(self._c, self.prefix, self.frontier, settings["per_host_workers"],
-                              settings["delay"], autothrottle=settings["autothrottle"],
-                              target=settings["autothrottle_target"],
-                              max_delay=settings["autothrottle_max_delay"])
-
-    # -- robots.txt, once for the cluster ------------------------------------
-    def robots_get(self, host: str) -> tuple[int | None, str] | None:
-        raw = self._c.call(self._c.client.hget, self.prefix + "robots", host)
-        if raw is None:
-            return None
-        status, _, text = raw.decode("utf-8", "replace").partition("\t")
-        return (int(status) if status else None), text
-
-    def robots_claim(self, host: str, seconds: float) -> bool:
-        """True for the one process that should fetch ``host``'s robots.txt now."""
-        return bool(self._c.call(self._c.client.set, f"{self.prefix}robots-lock:{host}", 1,
-                                 nx=True, px=int(seconds * 1000)))
-
-    def robots_put(self, host: str, status: int | None, text: str) -> None:
-        w = self._c.writer()
-        w.hset(self.prefix + "robots", host, f"{status or ''}\t{text}")
-        if self._c.pipe is None:
-            self._c.round_trips += 1
-
-    # -- stats -----------------------------------------------------------------
-    def add_stats(self, delta: Mapping[str, int]) -> None:
-        """Add counters to the cluster's totals (inside the engine's transaction)."""
-        if delta:
-            w = self._c.writer()
-            for key, n in delta.items():
-                w.hincrby(self.prefix + "stats", key, n)
-            if self._c.pipe is None:
-                self._c.round_trips += len(delta)
-
-    def cluster_stats(self) -> dict[str, int]:
-        raw = self._c.call(self._c.client.hgetall, self.prefix + "stats")
-        return {k.decode(): int(v) for k, v in raw.items()}
-
-    def add_item(self, item: str) -> None:
-        """Append an item (JSON) to the crawl's stream, in the engine's transaction."""
-        w = self._c.writer()
-        w.xadd(self.prefix + "items", {"item": item})
-        if self._c.pipe is None:
-            self._c.round_trips += 1
+    def clear(self) -> int:
+        """Delete every key of the crawl (SCAN over its prefix, never KEYS)."""
+        client = self._c.client
+        n = 0
+        try:
+            batch: list[bytes] = []
+            for key in client.scan_iter(match=self.prefix + "*", count=1000):
+                batch.append(key)
+                if len(batch) >= 500:
+                    n += client.delete(*batch)
+                    batch = []
+            if batch:
+                n += client.delete(*batch)
+        except redis.RedisError as e:
+            raise StorageError(f"{type(e).__name__}: {e}", location=f"redis at {self.url}") from e
+        return n
 
     def close(self) -> None:
         try:
@@ -546,22 +578,7 @@ class RedisBackend:
             pass
 
 
-def reset(url: str, spider: str) -> int:
-    """Delete every key of ``spider``'s crawl (SCAN over its prefix); returns how many."""
-    client = _connect(url, 5.0)
-    prefix = f"scraper:{spider}:"
-    n = 0
-    try:
-        batch: list[bytes] = []
-        for key in client.scan_iter(match=prefix + "*", count=1000):
-            batch.append(key)
-            if len(batch) >= 500:
-                n += client.delete(*batch)
-                batch = []
-        if batch:
-            n += client.delete(*batch)
-    except redis.RedisError as e:
-        raise StorageError(f"redis at {url}: {type(e).__name__}: {e}") from e
-    finally:
-        client.close()
-    return n
+def open_redis(url: str, options: Any) -> RedisBackend:
+    """The registry's factory for ``redis://``, ``rediss://`` and ``unix://``."""
+    return RedisBackend(url, options.spider, lease_seconds=options.lease_seconds,
+                        seen_ttl=options.seen_ttl, retry_window=options.retry_window)

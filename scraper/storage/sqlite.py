@@ -1,7 +1,9 @@
-"""The job dir: a SQLite (WAL) database holding a persistent crawl's frontier, seen-set,
-output positions, dead letters, stats and identity, all committed together.
+"""The SQLite backend (``sqlite:///DIR``, what ``--job-dir DIR`` opens): a WAL database
+``DIR/job.sqlite`` holding a persistent crawl's frontier, seen-set, job state (identity,
+output positions, stats) and dead letters, all committed together.
 
-One process owns a job dir at a time (an exclusive lock on ``DIR/lock``). A
+One process owns a job dir at a time (an exclusive lock on ``DIR/lock``), so its
+host politeness state is the in-process ``MemoryHostState``. A
 popped entry is leased, not deleted: it is acked in the same transaction that
 records what its page produced, so a crash at any instant leaves every request
 either done (with its results) or back in the queue on the next start.
@@ -9,22 +11,24 @@ either done (with its results) or back in the queue on the next start.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..exceptions import ConfigError, StorageError
+from ..exceptions import StorageError, StorageLocked, StorageUnusable
 from .base import Entry, Lease
+from .filelock import FileLock
+from .memory import MemoryHostState
 
-__all__ = ["JobLocked", "SQLiteBackend", "SQLiteFrontier", "SQLiteSeenSet"]
+__all__ = ["SQLiteBackend", "SQLiteDeadLetters", "SQLiteFrontier", "SQLiteJobState",
+           "SQLiteSeenSet", "open_sqlite"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -47,10 +51,6 @@ CREATE TABLE IF NOT EXISTS dead (
 """
 
 
-class JobLocked(ConfigError):
-    """Another process is running a crawl in this job dir."""
-
-
 class _Db:
     """One connection shared by the frontier and seen-set of a job, behind one lock;
     ``transaction`` nests (only the outermost commits)."""
@@ -64,7 +64,8 @@ class _Db:
             self.conn.execute("PRAGMA cache_size=-16000")  # 16 MB page cache at most
             self.conn.executescript(_SCHEMA)
         except sqlite3.Error as e:
-            raise StorageError(f"job database {path}: {e}") from e
+            raise StorageError(f"cannot be opened as a job database ({e})", location=str(path)) from None
+        self.path = path
         self.lock = threading.RLock()
         self.depth = 0
 
@@ -87,15 +88,17 @@ class _Db:
                 try:
                     self.conn.execute("COMMIT")
                 except sqlite3.Error as e:
-                    raise StorageError(f"job database commit failed: {e}") from e
+                    raise StorageError(f"commit failed ({e})", location=str(self.path)) from e
 
 
 class SQLiteFrontier:
     """A persistent frontier: entries in a table, leased to this process while in flight."""
 
-    def __init__(self, db: _Db, owner: str, lease_seconds: float = 600.0) -> None:
+    def __init__(self, db: _Db, owner: str, hosts: MemoryHostState,
+                 lease_seconds: float = 600.0) -> None:
         self._db = db
         self.owner = owner
+        self.hosts = hosts
         self.lease_seconds = lease_seconds
         self._pending: int | None = None
 
@@ -111,11 +114,13 @@ class SQLiteFrontier:
             if self._pending is not None:
                 self._pending += len(rows)
 
-    def pop(self, limit: int, *, now: float, room: Mapping[str, int],
-            default_room: int) -> list[Lease]:
+    def pop(self, limit: int, *, now: float, closed: Collection[str] = (),
+            jitter: float = 1.0) -> list[Lease]:
         if limit <= 0:
             return []
-        blocked = [h for h, r in room.items() if r <= 0]
+        hosts = self.hosts
+        full = set(closed) | hosts.full(now)
+        blocked = list(full)
         sql = ("SELECT id, host, priority, not_before, data FROM frontier "
                "WHERE lease IS NULL AND not_before <= ?")
         args: list[Any] = [now]
@@ -124,14 +129,14 @@ class SQLiteFrontier:
             args += blocked
         sql += " ORDER BY priority DESC, id"
         out: list[Lease] = []
-        taken: dict[str, int] = {}
         with self._db.transaction() as c:
             cursor = c.execute(sql, args)
             for row_id, host, priority, not_before, data in cursor:
-                used = taken.get(host, 0)
-                if room.get(host, default_room) - used <= 0:
+                if host in full:
                     continue
-                taken[host] = used + 1
+                if not hosts.take(host, row_id, now, jitter):
+                    full.add(host)
+                    continue
                 out.append(Lease(row_id, Entry(host, data, priority, not_before)))
                 if len(out) >= limit:
                     break
@@ -238,48 +243,13 @@ class SQLiteSeenSet:
             return self._db.conn.execute("SELECT COUNT(*) FROM seen").fetchone()[0]
 
 
-class SQLiteBackend:
-    """A job dir: frontier, seen-set and job state in ``DIR/job.sqlite``, locked to one process."""
+class SQLiteJobState:
+    """A job's identity, stats and output positions, in the job database."""
 
-    serialises = True
+    def __init__(self, db: _Db, location: str) -> None:
+        self._db = db
+        self.location = location
 
-    def __init__(self, directory: str | Path, *, lease_seconds: float = 600.0,
-                 seen_ttl: float | None = None, lock: bool = True) -> None:
-        self.dir = Path(directory)
-        try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise ConfigError(f"--job-dir {directory}: cannot create ({e.strerror or e})") from None
-        if not os.access(self.dir, os.W_OK):
-            raise ConfigError(f"--job-dir {directory}: not writable")
-        self._lock_file = None
-        if lock:
-            self._lock_file = self._take_lock()
-        self._db = _Db(self.dir / "job.sqlite")
-        self.owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self.frontier = SQLiteFrontier(self._db, self.owner, lease_seconds)
-        self.seen = SQLiteSeenSet(self._db, seen_ttl)
-
-    def _take_lock(self) -> Any:
-        f = open(self.dir / "lock", "a+")
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            f.seek(0)
-            holder = f.read().strip() or "another process"
-            f.close()
-            raise JobLocked(f"--job-dir {self.dir}: in use by {holder}; one crawl per job dir "
-                            "at a time") from None
-        f.seek(0)
-        f.truncate()
-        f.write(f"pid {os.getpid()}")
-        f.flush()
-        return f
-
-    def transaction(self) -> Any:
-        return self._db.transaction()
-
-    # -- job state -----------------------------------------------------------
     def get_meta(self, key: str) -> Any:
         with self._db.lock:
             row = self._db.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -298,25 +268,81 @@ class SQLiteBackend:
             c.executemany("INSERT OR REPLACE INTO outputs (path, position) VALUES (?, ?)",
                           list(positions.items()))
 
-    def add_dead(self, rows: Sequence[tuple[str, str]]) -> None:
-        """Keep requests that failed after their last retry: (serialised request, reason)."""
+
+class SQLiteDeadLetters:
+    """Requests that failed after their last retry, in the job database."""
+
+    def __init__(self, db: _Db) -> None:
+        self._db = db
+
+    def add(self, rows: Sequence[tuple[str, str]]) -> None:
         if rows:
             now = time.time()
             with self._db.transaction() as c:
                 c.executemany("INSERT INTO dead (data, reason, at) VALUES (?, ?, ?)",
                               [(d, r, now) for d, r in rows])
 
-    def dead_letters(self) -> list[tuple[int, str, str]]:
+    def list(self) -> list[tuple[Any, str, str]]:
         with self._db.lock:
             return list(self._db.conn.execute("SELECT id, data, reason FROM dead ORDER BY id"))
 
-    def dead_count(self) -> int:
-        with self._db.lock:
-            return self._db.conn.execute("SELECT COUNT(*) FROM dead").fetchone()[0]
-
-    def remove_dead(self, ids: Sequence[int]) -> None:
+    def remove(self, ids: Sequence[Any]) -> None:
         with self._db.transaction() as c:
             c.executemany("DELETE FROM dead WHERE id = ?", [(i,) for i in ids])
+
+
+class SQLiteBackend:
+    """A job dir: every concern of a crawl in ``DIR/job.sqlite``, locked to one process."""
+
+    shared = False
+    serialises = True
+    robots = None
+    counters = None
+    items = None
+
+    def __init__(self, directory: str | Path, *, lease_seconds: float = 600.0,
+                 seen_ttl: float | None = None, lock: bool = True) -> None:
+        self.dir = Path(directory)
+        self.url = f"sqlite://{self.dir}"
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StorageUnusable(f"cannot create ({e.strerror or e})", location=str(directory)) from None
+        if not os.access(self.dir, os.W_OK):
+            raise StorageUnusable("not writable", location=str(directory))
+        self._lock: FileLock | None = None
+        if lock:
+            self._lock = FileLock(self.dir / "lock")
+            try:
+                self._lock.acquire()
+            except StorageLocked as e:
+                raise StorageLocked(f"{e.reason}; one crawl per job dir at a time",
+                                    location=str(directory)) from None
+        try:
+            self._db = _Db(self.dir / "job.sqlite")
+        except BaseException:
+            if self._lock is not None:
+                self._lock.release()
+            raise
+        self.owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.hosts = MemoryHostState()
+        self.frontier = SQLiteFrontier(self._db, self.owner, self.hosts, lease_seconds)
+        self.seen = SQLiteSeenSet(self._db, seen_ttl)
+        self.job = SQLiteJobState(self._db, str(self.dir))
+        self.dead = SQLiteDeadLetters(self._db)
+
+    def transaction(self) -> Any:
+        return self._db.transaction()
+
+    def round_trips(self) -> int | None:
+        return None
+
+    def clear(self) -> int:
+        n = 0
+        with self._db.transaction() as c:
+            for table in ("frontier", "seen", "outputs", "dead", "meta"):
+                n += c.execute(f"DELETE FROM {table}").rowcount
+        return n
 
     def close(self) -> None:
         with self._db.lock:
@@ -324,6 +350,15 @@ class SQLiteBackend:
                 self._db.conn.close()
             except sqlite3.Error:
                 pass
-        if self._lock_file is not None:
-            self._lock_file.close()
-            self._lock_file = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+
+def open_sqlite(url: str, options: Any) -> SQLiteBackend:
+    """The registry's factory: ``sqlite:///abs/dir`` or ``sqlite://relative/dir``."""
+    path = url.split("://", 1)[1]
+    if not path:
+        raise StorageUnusable("expected sqlite:///path/to/job-dir", location=url)
+    return SQLiteBackend(path, lease_seconds=options.lease_seconds, seen_ttl=options.seen_ttl,
+                         lock=options.lock)

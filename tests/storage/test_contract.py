@@ -1,6 +1,7 @@
-"""The contract every storage backend keeps: the same tests for memory and SQLite
-(and Redis): priorities, per-host room, not-before times, leases (ack, release,
-expiry), and a seen-set whose test-and-set has exactly one winner under a race."""
+"""The contract every storage backend keeps: the same tests for memory, SQLite and
+Redis: priorities, per-host room, not-before times, leases (ack, release, expiry),
+a seen-set whose test-and-set has exactly one winner under a race, and a HostState
+whose ``take`` never gives a host more slots than its limit, even under a race."""
 
 import threading
 import time
@@ -13,10 +14,12 @@ def _push(b, *entries):
         b.frontier.push(list(entries))
 
 
-def _pop(b, limit=100, room=None, default_room=100, now=None):
+def _pop(b, limit=100, host_limits=None, default_limit=100, closed=(), now=None):
+    b.hosts.set_defaults(default_limit, 0.0)
+    for host, n in (host_limits or {}).items():
+        b.hosts.configure(host, n, 0.0)
     with b.transaction():
-        return b.frontier.pop(limit, now=time.time() if now is None else now,
-                              room=room or {}, default_room=default_room)
+        return b.frontier.pop(limit, now=time.time() if now is None else now, closed=closed)
 
 
 def test_higher_priority_first_then_fifo(backend):
@@ -31,14 +34,14 @@ def test_priority_holds_across_hosts(backend):
 
 def test_room_limits_each_host(backend):
     _push(backend, *[Entry("a", f"a{i}") for i in range(5)], *[Entry("b", f"b{i}") for i in range(5)])
-    got = [l.entry.data for l in _pop(backend, room={"a": 1}, default_room=2)]
+    got = [l.entry.data for l in _pop(backend, host_limits={"a": 1}, default_limit=2)]
     assert sorted(got) == ["a0", "b0", "b1"]
     assert backend.frontier.pending() == 7 and backend.frontier.leased() == 3
 
 
 def test_host_without_room_is_skipped_not_blocking(backend):
     _push(backend, *[Entry("busy", f"x{i}", 5) for i in range(50)], Entry("free", "y", 0))
-    got = [l.entry.data for l in _pop(backend, room={"busy": 0})]
+    got = [l.entry.data for l in _pop(backend, closed={"busy"})]
     assert got == ["y"]
 
 
@@ -108,3 +111,52 @@ def test_seen_set_race_has_exactly_one_winner(backend):
     for t in threads:
         t.join()
     assert sum(wins) == len(fps) and len(seen) == len(fps)
+
+
+def test_pop_takes_host_slots_until_given_back(backend):
+    _push(backend, *[Entry("h", str(i)) for i in range(5)])
+    first = _pop(backend, default_limit=2)
+    assert len(first) == 2 and _pop(backend, default_limit=2) == []  # both slots held
+    with backend.transaction():
+        backend.hosts.give("h", first[0].id)
+        backend.frontier.ack([first[0].id])
+    assert len(_pop(backend, default_limit=2)) == 1
+
+
+def test_host_spacing_and_hold(backend):
+    hosts = backend.hosts
+    hosts.set_defaults(4, 0.0)
+    hosts.configure("slow", 1, 10.0)
+    now = time.time()
+    assert hosts.take("slow", "t1", now) is True
+    hosts.give("slow", "t1")
+    assert hosts.take("slow", "t2", now + 1) is False      # spaced 10 s apart
+    assert hosts.take("slow", "t3", now + 10.5) is True
+    assert hosts.take("fast", "f1", now) and hosts.take("fast", "f2", now)
+    hosts.hold("fast", now + 30)
+    assert hosts.take("fast", "f3", now + 1) is False      # backed off
+    hosts.hold("fast", now + 5)                            # a hold never shortens
+    assert hosts.take("fast", "f4", now + 10) is False
+    assert hosts.take("fast", "f5", now + 31) is True
+
+
+def test_host_slot_race_never_exceeds_the_limit(backend):
+    hosts = backend.hosts
+    hosts.set_defaults(5, 0.0)
+    won = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(8)
+
+    def racer(n):
+        barrier.wait()
+        for i in range(10):
+            if hosts.take("race", f"{n}-{i}", time.time()):
+                with lock:
+                    won.append((n, i))
+
+    threads = [threading.Thread(target=racer, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(won) == 5

@@ -4,7 +4,8 @@ all-or-nothing, one process per job dir, leases of a dead process come back."""
 import pytest
 
 from scraper.storage import Entry
-from scraper.storage.sqlite import JobLocked, SQLiteBackend
+from scraper.exceptions import StorageLocked
+from scraper.storage.sqlite import SQLiteBackend
 
 
 def test_state_survives_reopening_and_leases_come_back(tmp_path):
@@ -12,7 +13,7 @@ def test_state_survives_reopening_and_leases_come_back(tmp_path):
     with b.transaction():
         b.frontier.push([Entry("h", "a"), Entry("h", "b")])
         b.seen.add(b"x" * 16)
-        leased = b.frontier.pop(1, now=9e9, room={}, default_room=5)
+        leased = b.frontier.pop(1, now=9e9)
     assert [l.entry.data for l in leased] == ["a"]
     b.close()  # as if the process died with "a" in flight
     b = SQLiteBackend(tmp_path / "j")
@@ -34,7 +35,7 @@ def test_transaction_is_all_or_nothing(tmp_path):
 
 def test_one_process_per_job_dir(tmp_path):
     b = SQLiteBackend(tmp_path / "j")
-    with pytest.raises(JobLocked, match="in use"):
+    with pytest.raises(StorageLocked, match="in use"):
         SQLiteBackend(tmp_path / "j")
     b.close()
     SQLiteBackend(tmp_path / "j").close()

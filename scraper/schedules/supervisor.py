@@ -40,10 +40,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from .exceptions import ConfigError
+from ..exceptions import ConfigError
 from .history import History, RunRecord
 from .metrics import SchedulerMetrics
-from .schedule import (SchedulePlan, ScheduleEntry, due, format_duration, next_due,
+from .entries import (SchedulePlan, ScheduleEntry, due, format_duration, next_due,
                        upcoming)
 
 __all__ = ["Scheduler", "dry_run", "format_runs"]
@@ -82,9 +82,9 @@ class Scheduler:
         self.entries = plan.entries
         self.tick = tick
         self.misfire_grace = misfire_grace
-        self.kill_grace = (plan.settings["schedule_kill_grace"] if kill_grace is None
+        self.kill_grace = (plan.settings.schedule.kill_grace if kill_grace is None
                            else kill_grace)
-        self.keep_runs: int = plan.settings["schedule_keep_runs"]
+        self.keep_runs: int = plan.settings.schedule.keep_runs
         self.python = python
         self.dir = plan.schedule_dir
         self.metrics = SchedulerMetrics((e.spider, e.name) for e in self.entries)
@@ -163,9 +163,9 @@ class Scheduler:
             self._last[entry.name] = self.history.last_fire(entry.name, entry.spec)
         for spider, t in self.history.last_success().items():
             self.metrics.last_success.labels(spider).set(t)
-        port = self.plan.settings["metrics_port"]
+        port = self.plan.settings.schedule.metrics_port
         if port is not None:
-            host = self.plan.settings["metrics_host"]
+            host = self.plan.settings.schedule.metrics_host
             actual = self.metrics.serve(host, port)
             log.info("metrics on http://%s:%d/metrics", host, actual)
         now = time.time()

@@ -13,10 +13,11 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from .exceptions import ConfigError, DropItem
-from .loader import import_object
-from .outputs import Output, item_to_dict
-from .spider import Spider
+from ..exceptions import ConfigError, DropItem
+from ..items import item_to_dict
+from ..loader import import_object
+from ..outputs import Output
+from ..spider import Spider
 
 __all__ = ["Pipeline", "PipelineChain", "build_pipelines"]
 

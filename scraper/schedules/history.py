@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .exceptions import StorageError
+from ..exceptions import StorageError
 
 __all__ = ["STATUSES", "History", "RunRecord"]
 

@@ -11,16 +11,15 @@ round trip for a shared backend).
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from .http import Request, host_key
-from .spider import Spider
-from .storage import Entry, SeenSet
+from ..http import Request, decode_request, encode_request, host_in_domains, host_key
+from ..spider import Spider
+from ..storage import Entry, SeenSet
+from .stats import Stats
 
 __all__ = ["Admission"]
 
@@ -32,15 +31,14 @@ _KNOWN_URLS_MAX = 200_000  # per generation; two generations are kept
 class Admission:
     """Filters and de-duplicates new requests and turns survivors into frontier entries."""
 
-    def __init__(self, spider: Spider, seen: SeenSet, *, max_depth: int | None,
-                 serialise: bool, errors: Counter[str], filtered: Counter[str],
-                 seen_ttl: float | None = None) -> None:
+    def __init__(self, spider: Spider, seen: SeenSet, stats: Stats, *, max_depth: int | None,
+                 serialise: bool, seen_ttl: float | None = None) -> None:
         self.spider = spider
         self.seen = seen
         self.max_depth = max_depth
         self.serialise = serialise
-        self.errors = errors
-        self.filtered = filtered
+        # counters are read through ``stats`` each time: a resumed job replaces them
+        self.stats = stats
         self.domains: tuple[str, ...] = ()
         self._host_ok: dict[str, bool] = {}
         self._known: dict[str, str] = {}
@@ -63,7 +61,7 @@ class Admission:
         out = []
         for r in candidates:
             if not r.dont_filter and not next(fresh):
-                self.filtered["duplicate"] += 1
+                self.stats.filtered["duplicate"] += 1
                 continue
             data = self.encode(r)
             if data is not None:
@@ -76,13 +74,13 @@ class Admission:
             url = r.url
             known = self._known.get(url) or self._older.get(url)
             if known is not None:
-                self.filtered[known] += 1
+                self.stats.filtered[known] += 1
                 return False
         if self.max_depth is not None and r.depth > self.max_depth:
-            self.filtered["depth"] += 1
+            self.stats.filtered["depth"] += 1
             return False
         if self.domains and not self.allowed(r.host):
-            self.filtered["offsite"] += 1
+            self.stats.filtered["offsite"] += 1
             if plain:
                 self._remember(r.url, "offsite")
             return False
@@ -108,7 +106,7 @@ class Admission:
         ok = self._host_ok.get(host)
         if ok is None:
             name = host.split("://", 1)[1].rsplit(":", 1)[0].strip("[]")
-            ok = any(name == d or name.endswith("." + d) for d in self.domains)
+            ok = host_in_domains(name, self.domains)
             self._host_ok[host] = ok
         return ok
 
@@ -125,7 +123,7 @@ class Admission:
             else:
                 ok = getattr(ref, "__self__", None) is self.spider
             if not ok:
-                self.errors["bad-request"] += 1
+                self.stats.errors["bad-request"] += 1
                 log.error("request %s: %s must be a method of the spider (they are stored by "
                           "name), got %r", r.url, attr, ref)
                 return False
@@ -137,11 +135,11 @@ class Admission:
         if not self.serialise:
             return r
         try:
-            return json.dumps(r.to_dict(), separators=(",", ":"))
+            return encode_request(r)
         except ValueError as e:
-            self.errors["bad-request"] += 1
+            self.stats.errors["bad-request"] += 1
             log.error("%s", e)
             return None
 
     def decode(self, data: Any) -> Request:
-        return data if not self.serialise else Request.from_dict(json.loads(data))
+        return decode_request(data)

@@ -19,7 +19,7 @@ import difflib
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -28,13 +28,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterError, croniter
 
-from .config import ConfigFile, Settings, load_config, merge_settings
-from .exceptions import ConfigError, SpiderNotFound
-from .loader import find_spiders
-from .runner import check_crawl
+from ..config import ConfigFile, Settings, load_config, resolve_settings
+from ..exceptions import ConfigError, SpiderNotFound
+from ..loader import find_spiders
 
 __all__ = ["ENTRY_KEYS", "Due", "ScheduleEntry", "SchedulePlan", "due", "format_duration",
            "load_schedules", "next_due", "parse_duration", "upcoming"]
+
+#: Checks a run's spider class, settings and arguments as ``run`` will, raising what it
+#: raises (injected by the caller: the schedules package does not build crawls).
+CrawlCheck = Callable[..., Any]
 
 #: Every key a schedule entry may have, with what it means (used in error messages).
 ENTRY_KEYS: dict[str, str] = {
@@ -151,24 +154,24 @@ class SchedulePlan:
 
     @property
     def schedule_dir(self) -> Path:
-        return Path(self.settings["schedule_dir"]).resolve()
+        return Path(self.settings.schedule.dir).resolve()
 
 
-def load_schedules(config_path: str | Path | None) -> SchedulePlan:
+def load_schedules(config_path: str | Path | None, check: CrawlCheck) -> SchedulePlan:
     """Read and validate every schedule of the config; ConfigError/SpiderNotFound/SpiderError
     name the entry and the culprit in one line."""
     config = load_config(config_path)
-    settings = merge_settings((config.source, config.settings))
-    raw = settings["schedules"]
+    settings = resolve_settings(config)
+    raw = settings.schedule.entries
     if not raw:
         raise ConfigError(f"{config.source}: no schedules to run (add a `schedules:` list, "
                           'e.g. [{spider: books, every: "6h"}])')
-    spiders = find_spiders(settings["spiders_path"], config.base_dir)
+    spiders = find_spiders(settings.crawl.spiders_path, config.base_dir)
     entries: list[ScheduleEntry] = []
     names: dict[str, int] = {}
     job_dirs: dict[Path, str] = {}
     for i, item in enumerate(raw):
-        entry = _entry(item, f"{config.source}: schedules[{i}]", config, spiders)
+        entry = _entry(item, f"{config.source}: schedules[{i}]", config, spiders, check)
         if entry.name in names:
             raise ConfigError(f"{config.source}: schedules[{i}]: the name {entry.name!r} is taken "
                               f"by schedules[{names[entry.name]}]; give each schedule of a spider "
@@ -185,7 +188,7 @@ def load_schedules(config_path: str | Path | None) -> SchedulePlan:
 
 
 def _entry(item: Mapping[str, Any], where: str, config: ConfigFile,
-           spiders: Mapping[str, Any]) -> ScheduleEntry:
+           spiders: Mapping[str, Any], check_crawl: CrawlCheck) -> ScheduleEntry:
     for key in item:
         if key not in ENTRY_KEYS:
             close = difflib.get_close_matches(str(key), list(ENTRY_KEYS), n=1, cutoff=0.5)

@@ -22,7 +22,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
-from .exceptions import ConfigError
+from ..exceptions import ConfigError
 
 __all__ = ["SchedulerMetrics"]
 

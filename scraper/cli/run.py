@@ -1,0 +1,192 @@
+"""``run`` (alias ``crawl``) and ``demo``: run one crawl in this process, with progress on
+standard error, the summary at the end, and the exit status API.md promises."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import threading
+from typing import TYPE_CHECKING, Any
+
+from ..exceptions import ConfigError, ScraperError
+from .console import Progress, setup_logging
+from .signals import SIGNALS
+
+if TYPE_CHECKING:
+    from ..crawl.runner import Crawl
+
+__all__ = ["add_parsers", "settings_args"]
+
+log = logging.getLogger("scraper")
+
+
+def settings_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-s", dest="settings", metavar="KEY=VALUE", action="append", default=[],
+                   help="set a setting (value read as YAML), e.g. -s workers=4 -s retry.attempts=5")
+    p.add_argument("--config", metavar="PATH",
+                   help="config file (default: ./config.yaml if present); spiders_path is "
+                        "relative to it")
+
+
+def add_parsers(sub: Any) -> None:
+    for name, aliases in (("run", ["crawl"]),):
+        run = sub.add_parser(
+            name, aliases=aliases, help="run a spider",
+            description="Run the spider NAME until its frontier is empty, a limit is reached, "
+                        "or it is stopped (Ctrl-C: graceful; twice: at once).")
+        run.set_defaults(handler=run_command)
+        run.add_argument("name", metavar="NAME", help="the spider's name (see `list`)")
+        out = run.add_mutually_exclusive_group()
+        out.add_argument("-o", dest="append", metavar="PATH", action="append", default=[],
+                         help="write items to PATH (.jsonl .json .csv .db; '-' for JSON lines "
+                              "on stdout), appending to what is there")
+        out.add_argument("-O", dest="overwrite", metavar="PATH", action="append", default=[],
+                         help="like -o, but overwrite PATH")
+        settings_args(run)
+        run.add_argument("-a", dest="spider_args", metavar="KEY=VALUE", action="append",
+                         default=[], help="set a spider attribute (a string), e.g. -a category=books")
+        run.add_argument("--summary", metavar="PATH",
+                         help="also write the run summary as JSON to PATH")
+        run.add_argument("--job-dir", metavar="DIR",
+                         help="make the crawl persistent in DIR: stopped in any way (even killed) "
+                              "and started again with the same command, it goes on where it was")
+        run.add_argument("--force-resume", action="store_true",
+                         help="resume a job dir even though the spider's start requests (or the "
+                              "fingerprint version) changed")
+        run.add_argument("--backend", metavar="URL",
+                         help="where the crawl's state lives: redis://HOST:PORT/DB (rediss:// "
+                              "for TLS) shares it: every process started with the same spider "
+                              "and backend works on the same crawl")
+        run.add_argument("--keep-alive", action="store_true",
+                         help="with --backend: when the shared crawl runs dry, wait for URLs "
+                              "added with `push` instead of exiting")
+        # how the scheduler hands a schedule's `settings` to its runs: a layer below -s
+        run.add_argument("--schedule-settings", metavar="JSON", help=argparse.SUPPRESS)
+
+    demo = sub.add_parser("demo", help="crawl the bundled demo site and print the summary",
+                          description="Serve the bundled demo book shop on a free loopback port "
+                                      "and crawl it with the spider NAME (default: books).")
+    demo.set_defaults(handler=demo_command)
+    demo.add_argument("name", metavar="NAME", nargs="?", default="books",
+                      help="the spider to run against the demo site (default: books)")
+    demo.add_argument("--serve", action="store_true",
+                      help="only serve the demo site (prints its URL) until interrupted")
+    demo.add_argument("--port", type=int, default=0, help="port to serve on (default: any free)")
+    demo.add_argument("-o", dest="append", metavar="PATH", action="append", default=[],
+                      help="write items to PATH, as with run")
+    settings_args(demo)
+
+
+def _outputs(args: argparse.Namespace) -> list[dict[str, Any]]:
+    specs: list[dict[str, Any]] = [{"path": p} for p in args.append]
+    specs += [{"path": p, "overwrite": True} for p in getattr(args, "overwrite", [])]
+    return specs
+
+
+def spider_args(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise ConfigError(f"-a {pair}: expected KEY=VALUE with KEY a Python identifier")
+        out[key.strip()] = value
+    return out
+
+
+def _schedule_settings(args: argparse.Namespace) -> dict[str, Any] | None:
+    raw = getattr(args, "schedule_settings", None)
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise ConfigError(f"--schedule-settings {raw}: expected a JSON object of settings")
+    return value
+
+
+def run_command(args: argparse.Namespace, extra_args: dict[str, str] | None = None) -> int:
+    from ..config import parse_cli_settings
+    from ..crawl.runner import prepare
+
+    summary_path = getattr(args, "summary", None)
+    if summary_path:
+        _check_writable(summary_path)
+    settings = parse_cli_settings(args.settings)
+    if getattr(args, "backend", None):
+        settings["backend"] = args.backend
+    crawl = prepare(args.name, config_path=args.config, settings=settings,
+                    schedule_settings=_schedule_settings(args),
+                    spider_args={**spider_args(getattr(args, "spider_args", [])),
+                                 **(extra_args or {})},
+                    outputs=_outputs(args), job_dir=getattr(args, "job_dir", None),
+                    force_resume=getattr(args, "force_resume", False),
+                    keep_alive=getattr(args, "keep_alive", False))
+    setup_logging(crawl.settings.crawl.log_level)
+    return _execute(crawl, summary_path)
+
+
+def _check_writable(path: str) -> None:
+    """The summary file can be written: it is not a directory, and its nearest existing
+    ancestor is a writable directory (missing directories are created)."""
+    target = os.path.abspath(path)
+    parent = os.path.dirname(target)
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if os.path.isdir(target) or not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+        raise ConfigError(f"--summary {path}: cannot be written")
+
+
+def _execute(crawl: Crawl, summary_path: str | None) -> int:
+    progress = Progress(sys.stderr)
+    SIGNALS.attach(lambda: crawl.stop("interrupted"),
+                   "finishing requests in flight (again to exit at once)")
+    status = 0
+    try:
+        stats = crawl.run(on_progress=progress,
+                          progress_interval=progress.interval(crawl.settings.crawl.progress_interval))
+    except ConfigError:
+        raise  # found before anything was fetched (a job dir mismatch): a usage error
+    except Exception as e:
+        log.error("crawl aborted: %s", e, exc_info=not isinstance(e, ScraperError))
+        if crawl.engine is None:
+            return 1
+        stats = crawl.engine.stats
+        status = 1
+    finally:
+        SIGNALS.detach()
+    if stats.reason == "error":
+        status = 1
+    if crawl.engine is not None and crawl.engine.shared:
+        try:
+            stats.cluster = crawl.engine.cluster_stats()
+        except ScraperError as e:
+            log.warning("cluster stats unavailable: %s", e)
+    sys.stderr.write(stats.format_summary() + "\n")
+    if summary_path:
+        try:
+            stats.write_summary(summary_path)
+        except OSError as e:
+            log.error("--summary %s: cannot write (%s)", summary_path, e.strerror or e)
+            status = status or 1
+    return status
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    from ..demosite import DemoSite
+
+    with DemoSite(port=args.port) as site:
+        if args.serve:
+            sys.stderr.write(f"demo site at {site.url} (Ctrl-C to stop)\n")
+            stopped = threading.Event()
+            SIGNALS.attach(stopped.set)
+            while not stopped.wait(1.0):
+                pass
+            return 0
+        sys.stderr.write(f"demo site at {site.url}; crawling it with spider {args.name!r}\n")
+        args.summary = None
+        return run_command(args, extra_args={"base_url": site.url})

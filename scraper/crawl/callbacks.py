@@ -1,0 +1,100 @@
+"""Running spider code: a request's callback or errback, resolved on the spider by name,
+called, and what it yields sorted into requests and items. Nothing spider code does
+escapes: an exception is logged with its traceback and counted, and what was yielded
+before it is kept; ``CloseSpider`` becomes the crawl's stop reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..exceptions import CloseSpider
+from ..failure import Failure
+from ..http import Request
+from ..response import Response
+from ..spider import Spider
+from .tasks import Produced
+
+__all__ = ["SpiderCode", "is_item"]
+
+log = logging.getLogger(__name__)
+
+
+def is_item(value: Any) -> bool:
+    """A dict, any Mapping, or a dataclass instance."""
+    return isinstance(value, Mapping) or (dataclasses.is_dataclass(value) and not isinstance(value, type))
+
+
+class SpiderCode:
+    """Calls one spider's callbacks and errbacks."""
+
+    def __init__(self, spider: Spider) -> None:
+        self.spider = spider
+
+    def method(self, ref: Callable[..., Any] | str | None, default: str | None) -> Callable[..., Any] | None:
+        """The spider method ``ref`` names (or is), ``default`` when None."""
+        if ref is None:
+            ref = default
+        if ref is None:
+            return None
+        if isinstance(ref, str):
+            fn = getattr(self.spider, ref, None)
+            return fn if callable(fn) else None
+        return ref
+
+    def callback(self, response: Response, produced: Produced) -> None:
+        request = response.request
+        fn = self.method(request.callback, "parse")
+        if fn is None:
+            produced.callback_errors += 1
+            log.error("%s has no callback %r for %s", type(self.spider).__name__,
+                      request.callback, request.url)
+            return
+        self._call(fn, (response,), request.cb_kwargs, produced, request.url)
+
+    def errback(self, failure: Failure, produced: Produced) -> None:
+        request = failure.request
+        if request.errback is None:
+            return
+        fn = self.method(request.errback, None)
+        if fn is None:
+            produced.callback_errors += 1
+            log.error("%s has no errback %r for %s", type(self.spider).__name__,
+                      request.errback, request.url)
+            return
+        self._call(fn, (failure,), None, produced, request.url)
+
+    def _call(self, fn: Callable[..., Any], args: tuple[Any, ...],
+              kwargs: Mapping[str, Any] | None, produced: Produced, url: str) -> None:
+        """Run ``fn``, keeping whatever it yielded before any error."""
+        try:
+            result = fn(*args, **kwargs) if kwargs else fn(*args)
+            if result is None:
+                return
+            if isinstance(result, Request) or is_item(result):
+                result = (result,)
+            for value in result:
+                _sort(value, produced, fn)
+        except CloseSpider as e:
+            produced.close_reason = e.reason or "closespider"
+        except Exception:
+            produced.callback_errors += 1
+            log.exception("%s raised on %s", _name(fn), url)
+
+
+def _sort(value: Any, produced: Produced, fn: Callable[..., Any]) -> None:
+    if type(value) is Request or isinstance(value, Request):
+        produced.requests.append(value)
+    elif is_item(value):
+        produced.items.append(value)
+    elif value is not None:
+        produced.bad_outputs += 1
+        log.error("%s yielded %s; expected a Request or an item (dict, dataclass or Mapping)",
+                  _name(fn), type(value).__name__)
+
+
+def _name(fn: Callable[..., Any]) -> str:
+    return getattr(fn, "__qualname__", None) or repr(fn)

@@ -1,0 +1,447 @@
+"""The engine coordinates one crawl in this process: it hands leased requests from the
+frontier to worker threads and records what comes back.
+
+    frontier ──pop (host slots)──▶ robots gate ──▶ tasks ──▶ workers (fetch, decide, callback)
+        ▲                                                              │
+        └── push ◀── admission (dedup, depth, offsite) ◀── recorder ◀── results
+                                                      └──▶ pipelines ──▶ outputs
+
+Only this thread touches the frontier, the seen-set, the stats and the pipelines;
+workers only fetch and run spider code. Every task handed out comes back as exactly
+one outcome, so a crawl on one machine ends exactly when the frontier is empty and
+nothing is in flight: the loop blocks on the results queue (with a timeout only for
+timed events: retries, host delays, robots.txt retries, limits, progress) and never
+polls to discover the end. With a shared backend other processes may add work or
+hold leases, so an idle process asks the cluster, with back-off, before it ends.
+
+Each batch of outcomes is recorded in one backend transaction: acks, new requests,
+seen fingerprints, output positions, stats and dead letters commit together, which
+is what makes a persistent crawl resumable after a hard kill.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from requests.cookies import RequestsCookieJar
+
+from ..config import Settings
+from ..fetch.base import Fetcher
+from ..fetch.fetcher import FetchConfig, HttpFetcher
+from ..fetch.policy import FetchPolicy
+from ..fetch.politeness import Politeness
+from ..fetch.retry import RetryPolicy
+from ..fetch.watchdog import Watchdog
+from ..http import Request
+from ..spider import Spider
+from ..storage import Backend
+from .admission import Admission
+from .callbacks import SpiderCode
+from .cluster import Cluster
+from .job import Job
+from .pipelines import PipelineChain
+from .record import Batch, Recorder
+from .robots import RobotsGate, Verdict
+from .stats import Stats
+from .tasks import STOP, Fetch, FetchRobots, Outcome, Refuse, RobotsOutcome, Task
+from .worker import TaskRunner, WorkerThread
+
+__all__ = ["Engine", "FetcherFactory"]
+
+log = logging.getLogger(__name__)
+
+#: Makes the fetcher of worker ``index``: where a cache, a cassette or a browser plugs in.
+FetcherFactory = Callable[[int], Fetcher]
+
+_WAKE = object()  # put on the results queue to wake the coordinator
+_BATCH = 256      # outcomes recorded per transaction at most
+
+
+class Engine:
+    """Runs one crawl of one spider (in this process) to its end and returns its Stats."""
+
+    def __init__(self, spider: Spider, settings: Settings, pipelines: PipelineChain,
+                 backend: Backend, *, job: Job | None = None, keep_alive: bool = False,
+                 on_progress: Callable[[dict[str, Any]], None] | None = None,
+                 progress_interval: float | None = None,
+                 fetchers: FetcherFactory | None = None) -> None:
+        self.spider = spider
+        self.settings = settings
+        self.pipelines = pipelines
+        self.backend = backend
+        self.job = job
+        self.on_progress = on_progress
+        self.progress_interval = progress_interval or settings.crawl.progress_interval
+        self.stats = Stats(spider.name)
+        self.retry = RetryPolicy.from_settings(settings.retry)
+        self.politeness = Politeness(backend.hosts, settings.politeness)
+        self.gate = RobotsGate(settings.fetch.user_agent, obey=settings.politeness.obey_robots,
+                               retry=self.retry, politeness=self.politeness, cache=backend.robots,
+                               claim_seconds=settings.fetch.timeout[1] * 2 + 5,
+                               poll_interval=settings.backend.poll_interval)
+        self.admission = Admission(spider, backend.seen, self.stats,
+                                   max_depth=settings.limits.max_depth,
+                                   serialise=backend.serialises, seen_ttl=settings.backend.seen_ttl)
+        self.cluster = Cluster(backend, self.stats, poll_interval=settings.backend.poll_interval,
+                               keep_alive=keep_alive)
+        self.recorder = Recorder(spider=spider, backend=backend, stats=self.stats,
+                                 politeness=self.politeness, gate=self.gate,
+                                 admission=self.admission, pipelines=pipelines,
+                                 cluster=self.cluster, job=job, limits=settings.limits,
+                                 stop=self._begin_stop)
+        self.workers_n = settings.crawl.workers
+        self.tasks: queue.Queue[Task] = queue.Queue(maxsize=self.workers_n)
+        self.results: queue.Queue[Any] = queue.Queue()
+        self.in_flight = 0
+        self._leases: dict[Any, str] = {}  # lease id -> host, for everything leased
+        self._stop_reason: str | None = None
+        self._stop_started: float | None = None
+        self._workers: list[WorkerThread] = []
+        self.watchdog = Watchdog()
+        self._fetchers = fetchers or self._http_fetchers()
+
+    # -- public --------------------------------------------------------------
+    @property
+    def shared(self) -> bool:
+        return self.backend.shared
+
+    def stop(self, reason: str = "interrupted") -> None:
+        """Ask the crawl to end gracefully; safe from signal handlers and other threads."""
+        if self._stop_reason is None:
+            self._stop_reason = reason
+        # A signal handler may run while this thread holds the queue's lock, so the
+        # wake-up is posted from another thread.
+        threading.Thread(target=self.results.put, args=(_WAKE,), daemon=True).start()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop_reason is not None
+
+    def run(self) -> Stats:
+        """Crawl until the frontier is empty, a limit is reached, or ``stop`` is called."""
+        spider = self.spider
+        spider.settings = self.settings
+        spider.crawler = self
+        if self.job is not None:
+            self.job.begin(self.backend, self.stats, self.settings.backend.seen_ttl)
+        self.pipelines.open(spider)
+        try:
+            spider.opened()
+            # read after opened(), which may set them from spider arguments
+            self.admission.set_domains(spider.allowed_domains)
+            self._start_workers()
+            self._seed(spider.start_requests())
+            self._loop()
+        except BaseException:
+            self._stop_reason = self._stop_reason or "error"
+            raise
+        finally:
+            self._finish()
+        return self.stats
+
+    def sitemaps_for(self, url: str) -> list[str]:
+        """The Sitemap lines of ``url``'s host's robots.txt (what ``Spider.sitemaps_for`` asks)."""
+        return self.gate.sitemaps_for(url)
+
+    def cluster_stats(self) -> dict[str, int] | None:
+        """The whole crawl's counters, for a backend that keeps them."""
+        return self.cluster.totals()
+
+    # -- set-up and tear-down ------------------------------------------------
+    def _http_fetchers(self) -> FetcherFactory:
+        config = FetchConfig.from_settings(self.settings.fetch, self.settings.politeness)
+        if config.verify is False:
+            log.warning("tls_verify is off: TLS certificates are not checked")
+        jar = RequestsCookieJar()  # one jar for every worker: a cookielib jar locks itself
+        return lambda index: HttpFetcher(config, jar, self.watchdog)
+
+    def _start_workers(self) -> None:
+        offsite = self.admission.offsite if self.admission.domains else None
+        policy = FetchPolicy(self.retry, max_redirects=self.settings.fetch.max_redirects,
+                             handle_statuses=getattr(self.spider, "handle_statuses", ()) or (),
+                             offsite=offsite)
+        code = SpiderCode(self.spider)
+        for i in range(self.workers_n):
+            w = WorkerThread(i, TaskRunner(code, self._fetchers(i), policy), self.tasks,
+                             self.results)
+            w.start()
+            self._workers.append(w)
+
+    def _finish(self) -> None:
+        try:
+            self._drain_tasks()
+            self._unpark()
+        except Exception:
+            log.exception("could not give back unstarted requests")
+        for _ in self._workers:
+            try:
+                self.tasks.put_nowait(STOP)
+            except queue.Full:
+                break
+        self.watchdog.stop()
+        stats = self.stats
+        stats.reason = self._stop_reason or "finished"
+        try:
+            self.spider.closed(stats.reason)
+        except Exception:
+            log.exception("%s.closed() raised", type(self.spider).__name__)
+        self.pipelines.close(self.spider)
+        if self.pipelines.errors:
+            stats.errors["pipeline-error"] += self.pipelines.errors
+        if self.pipelines.dropped:
+            stats.filtered["dropped-item"] += self.pipelines.dropped
+        stats.finished = time.time()
+        stats.backend_round_trips = self.backend.round_trips()
+        try:
+            with self.backend.transaction():
+                if self.job is not None:
+                    self.job.save({}, stats.snapshot())
+                self.cluster.send_stats()
+        except Exception:
+            log.exception("could not save the final stats")
+        self._report(final=True)
+
+    # -- start requests ------------------------------------------------------
+    def _seed(self, requests: Iterable[Any]) -> None:
+        starts = self._start_requests(requests)
+        digest = ""
+        if self.job is not None:
+            found = self.job.seed(starts, self.backend)
+            if found is None:
+                return  # the job's frontier already holds everything
+            digest = found
+        with self.backend.transaction():
+            self.backend.frontier.push(self.admission.admit(starts))
+            if self.job is not None:
+                self.job.started(digest)
+                self.job.save(self.pipelines.positions(), self.stats.snapshot())
+
+    def _start_requests(self, requests: Iterable[Any]) -> list[Request]:
+        starts: list[Request] = []
+        try:
+            for r in requests:
+                if isinstance(r, Request):
+                    r.depth = 0
+                    starts.append(r)
+                else:
+                    self.stats.error("bad-output")
+                    log.error("start_requests yielded %s; expected a Request", type(r).__name__)
+        except Exception:
+            self.stats.error("start-requests")
+            log.exception("start_requests raised; continuing with the %d requests it gave",
+                          len(starts))
+        return starts
+
+    # -- handing out work ----------------------------------------------------
+    def _budget(self) -> int:
+        """How many more requests may be handed out now: a worker's worth of prefetch on one
+        machine, none with a shared backend (a request queued here holds a cluster-wide
+        host slot another process could use)."""
+        busy = self.in_flight + self.gate.parked
+        n = self.workers_n * (1 if self.shared else 2) - busy
+        max_pages = self.settings.limits.max_pages
+        if max_pages is not None:
+            n = min(n, max_pages - self.stats.pages - busy)
+        return n
+
+    def _dispatch(self, now: float) -> int:
+        """Hand out what the frontier has for hosts with room; returns how many."""
+        n = self._budget()
+        leases = []
+        if n > 0:
+            leases = self.backend.frontier.pop(n, now=now, closed=self.gate.closed,
+                                               jitter=self.politeness.jitter())
+            decode = self.admission.decode
+            for lease in leases:
+                self._route(lease.id, lease.entry.host, decode(lease.entry.data))
+        for host in self.gate.due(now):
+            self._send(FetchRobots(host))
+        return len(leases) + self._route_ready(now)
+
+    def _route(self, lease: Any, host: str, request: Request) -> None:
+        """Fetch, refuse (robots.txt) or park (robots.txt not known yet) a leased request
+        that holds a slot of its host."""
+        self._leases[lease] = host
+        verdict = self.gate.check(request)
+        if verdict is Verdict.ALLOWED:
+            self._send(Fetch(lease, request))
+            return
+        self.politeness.finished(host, lease)  # not fetched now: its slot is free at once
+        if verdict is Verdict.PENDING:
+            self.gate.park(lease, request)
+        else:
+            self._send(Refuse(lease, request, self.gate.refusal(request)))
+
+    def _route_ready(self, now: float) -> int:
+        """Parked requests whose host's robots.txt is known: refused, or fetched once their
+        host has a slot under its rules (Crawl-delay included); the others wait parked."""
+        sent = 0
+        for parked in self.gate.ready():
+            lease, request = parked.lease, parked.request
+            if self.gate.check(request) is Verdict.BLOCKED:
+                self._send(Refuse(lease, request, self.gate.refusal(request)))
+            elif self.politeness.take(request.host, lease, now):
+                self._send(Fetch(lease, request))
+            else:
+                self.gate.park(lease, request)
+                continue
+            sent += 1
+        return sent
+
+    def _send(self, task: Task) -> None:
+        self.in_flight += 1
+        self.tasks.put(task)
+
+    # -- the loop ------------------------------------------------------------
+    def _loop(self) -> None:
+        started = time.monotonic()
+        max_duration = self.settings.limits.max_duration
+        deadline = started + max_duration if max_duration else None
+        next_report = started + self.progress_interval
+        next_beat = started + self.settings.backend.heartbeat_interval
+        while True:
+            now_m = time.monotonic()
+            if deadline is not None and now_m >= deadline:
+                self._begin_stop("max_duration")
+            if now_m >= next_report:
+                self._report()
+                next_report = now_m + self.progress_interval
+            if now_m >= next_beat:
+                self.cluster.beat(self._leases)
+                next_beat = now_m + self.settings.backend.heartbeat_interval
+            dispatched = 0 if self.stopping else self._dispatch(time.time())
+            if self._done():
+                return
+            idle = self.in_flight == 0 and dispatched == 0
+            timeout = self._wait_time([next_report - now_m, next_beat - now_m] + (
+                [] if deadline is None else [deadline - now_m]), idle)
+            self._collect(timeout)
+
+    def _done(self) -> bool:
+        if self.in_flight or self.gate.parked:
+            return False
+        if self.stopping:
+            return True
+        return self.backend.frontier.pending() == 0 and self.cluster.idle()
+
+    def _collect(self, timeout: float) -> None:
+        """Wait up to ``timeout`` for outcomes, then record every one that is there."""
+        try:
+            first = self.results.get(timeout=timeout)
+        except queue.Empty:
+            if self.stopping and self.in_flight:
+                self._grace_expired()
+            return
+        self.cluster.active()
+        batch = [first]
+        try:
+            while len(batch) < _BATCH:
+                batch.append(self.results.get_nowait())
+        except queue.Empty:
+            pass
+        self._record([o for o in batch if o is not _WAKE])
+        if self.stopping and self._stop_reason != "max_pages":
+            self._drain_tasks()
+
+    def _wait_time(self, timers: list[float], idle: bool) -> float:
+        candidates = list(timers)
+        if self.stopping:
+            candidates.append(self._grace_left())
+        else:
+            now = time.time()
+            for t in (self.backend.frontier.next_ready(), self.politeness.next_wakeup(now),
+                      self.gate.next_wakeup()):
+                if t is not None:
+                    candidates.append(t - now)
+            wait = self.cluster.idle_wait() if idle else None
+            if wait is not None:
+                candidates.append(wait)  # others may add work or free a host
+        return max(0.0, min(candidates))
+
+    # -- recording -----------------------------------------------------------
+    def _record(self, outcomes: list[Outcome]) -> None:
+        if not outcomes:
+            return
+        now = time.time()
+        batch = Batch()
+        recorder = self.recorder
+        with self.backend.transaction():
+            for o in outcomes:
+                self.in_flight -= 1
+                if isinstance(o, RobotsOutcome):
+                    recorder.robots(o, now)
+                else:
+                    recorder.page(o, self._leases.pop(o.lease, o.request.host), batch, now)
+            recorder.commit(batch)
+        max_pages = self.settings.limits.max_pages
+        if max_pages is not None and self.stats.pages >= max_pages:
+            self._begin_stop("max_pages")
+
+    # -- stopping ------------------------------------------------------------
+    def _begin_stop(self, reason: str) -> None:
+        if self._stop_reason is None:
+            self._stop_reason = reason
+            log.info("stopping: %s", reason)
+        if reason != "max_pages":
+            self._drain_tasks()
+
+    def _grace_left(self) -> float:
+        if self._stop_started is None:
+            self._stop_started = time.monotonic()
+        return self._stop_started + self.settings.crawl.shutdown_timeout - time.monotonic()
+
+    def _grace_expired(self) -> None:
+        if self._grace_left() <= 0:
+            log.warning("%d request(s) still in flight after shutdown_timeout; abandoning them",
+                        self.in_flight)
+            self.in_flight = 0
+
+    def _drain_tasks(self) -> None:
+        """Take back tasks no worker has started, so stopping does not wait for them."""
+        released: list[tuple[Any, str, bool]] = []
+        while True:
+            try:
+                task = self.tasks.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(task, FetchRobots):
+                self.in_flight -= 1
+                self.gate.abandon(task.host)
+            elif isinstance(task, Fetch | Refuse):
+                self.in_flight -= 1
+                host = self._leases.pop(task.lease, task.request.host)
+                released.append((task.lease, host, isinstance(task, Fetch)))
+        self._give_back(released)
+
+    def _unpark(self) -> None:
+        """Parked requests go back to the frontier (the crawl is ending); they hold no slot."""
+        self._give_back([(p.lease, self._leases.pop(p.lease, p.request.host), False)
+                         for p in self.gate.unpark_all()])
+
+    def _give_back(self, released: list[tuple[Any, str, bool]]) -> None:
+        if not released:
+            return
+        with self.backend.transaction():
+            for lease, host, holds_slot in released:
+                if holds_slot:
+                    self.politeness.finished(host, lease)
+            self.backend.frontier.release([lease for lease, _, _ in released])
+
+    # -- progress ------------------------------------------------------------
+    def progress(self) -> dict[str, Any]:
+        """A snapshot for progress lines: pages, items, rate, queued, in flight, errors."""
+        s = self.stats
+        return {"pages": s.pages, "items": s.items, "pages_per_s": s.pages_per_second,
+                "queued": self.backend.frontier.pending(), "in_flight": self.in_flight,
+                "errors": sum(s.errors.values()), "elapsed": s.duration}
+
+    def _report(self, final: bool = False) -> None:
+        if self.on_progress is not None:
+            snapshot = self.progress()
+            snapshot["final"] = final
+            self.on_progress(snapshot)

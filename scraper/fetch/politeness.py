@@ -1,0 +1,96 @@
+"""Per-host politeness rules: how many requests may be in flight to a host and how far
+apart they start (``delay``, a robots Crawl-delay, the adaptive throttle), and how long
+a host backs off after a 429/503.
+
+The rules are written here once; the state they act on is a backend's ``HostState``
+(in this process, or shared by every process of a Redis crawl), whose ``take`` the
+frontier's pop applies atomically. A host is ``scheme://host:port``.
+"""
+
+from __future__ import annotations
+
+import random
+
+from ..config import PolitenessSettings
+from ..storage import HostState
+
+__all__ = ["Politeness", "throttled_delay"]
+
+
+def throttled_delay(current: float, latency: float, status: int, target: float, floor: float,
+                    ceiling: float) -> float | None:
+    """The adaptive throttle's next delay for a host: halfway from ``current`` toward
+    latency / target concurrency, within [floor, ceiling]; None when an error answer
+    (status >= 300) would shorten it."""
+    wanted = max(floor, min(ceiling, (current + latency / target) / 2))
+    if status >= 300 and wanted < current:
+        return None
+    return wanted
+
+
+class Politeness:
+    """The rules, applied to ``hosts``: a host with a delay gets one request at a time,
+    spaced by its delay (randomised 0.5x-1.5x with ``randomize_delay``); otherwise up to
+    ``per_host_workers`` at once."""
+
+    def __init__(self, hosts: HostState, s: PolitenessSettings) -> None:
+        self.hosts = hosts
+        self.per_host = s.per_host_workers
+        self.delay = s.delay
+        self.randomize = s.randomize_delay
+        self.autothrottle = s.autothrottle
+        self.target = s.autothrottle_target
+        self.max_delay = s.autothrottle_max_delay
+        self._delays: dict[str, float] = {}  # hosts whose delay differs from the setting
+        self._floors: dict[str, float] = {}  # robots Crawl-delay: the least delay of a host
+        # the adaptive throttle starts every host at one request at a time
+        hosts.set_defaults(1 if self.autothrottle else self.limit(self.delay), self.delay)
+
+    def limit(self, delay: float) -> int:
+        """Requests in flight at once to a host whose delay is ``delay``."""
+        return 1 if delay > 0 else self.per_host
+
+    def jitter(self) -> float:
+        """The factor this pop's spacings are scaled by."""
+        return random.uniform(0.5, 1.5) if self.randomize else 1.0
+
+    def delay_of(self, host: str) -> float:
+        return self._delays.get(host, self.delay)
+
+    def take(self, host: str, token: object, now: float) -> bool:
+        """A slot of ``host`` for ``token`` if the host has room now under its rules."""
+        return self.hosts.take(host, token, now, self.jitter())
+
+    def finished(self, host: str, token: object, latency: float | None = None,
+                 status: int | None = None) -> None:
+        """A request to ``host`` that held slot ``token`` is over (or was never sent)."""
+        self.hosts.give(host, token)
+        if self.autothrottle and latency is not None and status is not None:
+            self._observe(host, latency, status)
+
+    def back_off(self, host: str, until: float) -> None:
+        """Give ``host`` no request until ``until`` (after a 429 or 503), for every worker."""
+        self.hosts.hold(host, until)
+
+    def min_delay(self, host: str, delay: float) -> None:
+        """Make ``host``'s delay at least ``delay`` seconds (robots Crawl-delay)."""
+        if delay > self.delay:
+            self._floors[host] = delay
+            self._set(host, max(delay, self._delays.get(host, 0.0)))
+
+    def next_wakeup(self, now: float) -> float | None:
+        """When a host held back gets room again, if this process can know it."""
+        return self.hosts.next_change(now)
+
+    def _observe(self, host: str, latency: float, status: int) -> None:
+        """Adaptive throttle: move the host's delay toward latency / target concurrency;
+        an error answer never shortens it."""
+        current = self._delays.get(host, self.delay)
+        floor = max(self.delay, self._floors.get(host, 0.0))
+        wanted = throttled_delay(current, latency, status, self.target, floor, self.max_delay)
+        if wanted is not None and abs(wanted - current) > 0.001:
+            self._set(host, wanted)
+
+    def _set(self, host: str, delay: float) -> None:
+        self._delays[host] = delay
+        self.hosts.configure(host, self.limit(delay), delay)

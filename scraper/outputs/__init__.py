@@ -1,0 +1,112 @@
+"""Item outputs: JSON lines, JSON array, CSV and SQLite files, JSON lines on stdout, and
+the backend's item stream; opened by type (from ``type:`` or the path's extension).
+
+Every output is opened before the crawl starts, so a path that cannot be written is
+a configuration error, not a crash halfway through. ``-o`` appends to what is
+there; ``-O`` (``overwrite: true``) starts the file afresh; a resumed job cuts each
+file back to its last committed position.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..exceptions import ConfigError
+from ..storage import ItemStream
+from .base import Output, cut_back, output_path
+from .csvfile import CsvOutput
+from .jsonarray import JsonArrayOutput
+from .jsonlines import JsonLinesOutput, StdoutOutput
+from .sqlite import SqliteOutput
+from .stream import StreamOutput
+
+__all__ = ["Output", "check_output", "open_output", "output_path", "output_type"]
+
+_TYPES = {".jsonl": "jsonl", ".jl": "jsonl", ".ndjson": "jsonl", ".json": "json",
+          ".csv": "csv", ".db": "sqlite", ".sqlite": "sqlite", ".sqlite3": "sqlite"}
+TYPES = ("jsonl", "json", "csv", "sqlite", "redis-stream")
+
+
+def output_type(spec: Mapping[str, Any]) -> str:
+    """The output's type: ``type`` if given, else from the path's extension."""
+    kind = spec.get("type")
+    if kind == "redis-stream":
+        return kind
+    path = str(spec["path"])
+    if kind is None:
+        if path == "-":
+            return "jsonl"
+        kind = _TYPES.get(Path(path).suffix.lower())
+        if kind is None:
+            raise ConfigError(f"output {path}: unknown type; use a .jsonl, .json, .csv or .db path, "
+                              f"or give type: one of {', '.join(TYPES)}")
+    if kind == "db":
+        kind = "sqlite"
+    if kind not in TYPES:
+        raise ConfigError(f"output {path}: unknown type {kind!r} (one of {', '.join(TYPES)})")
+    return kind
+
+
+def open_output(spec: Mapping[str, Any], spider: str, *, resume_at: int | None = None,
+                stream: ItemStream | None = None) -> Output:
+    """Open the output ``spec`` names: appended to, overwritten (``overwrite: true``), or,
+    when a job resumes, cut back to ``resume_at`` (its last committed position).
+    ``stream``: the backend's item stream, for the redis-stream output."""
+    raw_path = str(spec.get("path") or "-")
+    kind = output_type(spec)
+    if kind == "redis-stream":
+        if stream is None:
+            raise ConfigError("output type redis-stream needs a Redis backend (--backend)")
+        return StreamOutput(stream)
+    overwrite = bool(spec.get("overwrite", False)) and resume_at is None
+    if raw_path == "-":
+        return StdoutOutput()
+    path = output_path(spec, spider)
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if os.path.isdir(path):
+            raise ConfigError(f"output {path}: is a directory")
+        if kind == "sqlite":
+            return SqliteOutput(path, overwrite, spec.get("table") or spider, resume_at)
+        if resume_at is not None:
+            cut_back(path, resume_at)
+        if kind == "jsonl":
+            return JsonLinesOutput(path, overwrite)
+        if kind == "json":
+            return JsonArrayOutput(path, overwrite)
+        fields = spec.get("fields")
+        if fields is not None and (not isinstance(fields, list) or not all(isinstance(f, str) for f in fields)):
+            raise ConfigError(f"output {path}: fields must be a list of column names")
+        return CsvOutput(path, overwrite, fields)
+    except OSError as e:
+        raise ConfigError(f"output {path}: cannot open ({e.strerror or e})") from None
+    except sqlite3.Error as e:
+        raise ConfigError(f"output {path}: cannot open as SQLite ({e})") from None
+
+
+def check_output(spec: Mapping[str, Any], spider: str, *, stream: bool = False) -> None:
+    """Everything about an output that can be checked without touching its file, so a bad
+    second output never leaves the first one truncated. ``stream``: the backend keeps an
+    item stream (the redis-stream output needs one)."""
+    kind = output_type(spec)
+    if kind == "redis-stream":
+        if not stream:
+            raise ConfigError("output type redis-stream needs a Redis backend (--backend)")
+        return
+    if str(spec["path"]) == "-":
+        return
+    path = Path(output_path(spec, spider))
+    if path.is_dir():
+        raise ConfigError(f"output {path}: is a directory")
+    parent = next((p for p in [path.parent, *path.parent.parents] if p.exists()), None)
+    if parent is None or not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise ConfigError(f"output {path}: cannot be created (no writable directory)")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ConfigError(f"output {path}: not writable")
+    fields = spec.get("fields")
+    if fields is not None and (not isinstance(fields, list) or not all(isinstance(f, str) for f in fields)):
+        raise ConfigError(f"output {path}: fields must be a list of column names")
