@@ -23,9 +23,10 @@ demo: $(VENV)/.dev   ## crawl the bundled demo site and print the summary
 test: $(VENV)/.dev   ## run the whole test suite
 	$(BIN)/python -m pytest -q
 
-lint: $(VENV)/.dev   ## ruff (errors) and mypy (types)
+lint: $(VENV)/.dev   ## ruff (errors, complexity <= 10), mypy --strict, import contracts
 	$(BIN)/ruff check scraper tests bench
-	$(BIN)/mypy scraper
+	$(BIN)/mypy --strict scraper
+	$(BIN)/lint-imports
 
 bench: $(VENV)/.bench   ## compare against Scrapy and hand-written crawlers
 	$(BIN)/python bench/run.py

@@ -115,6 +115,28 @@ EXTRA_CRAWLERS: tuple[Crawler, ...] = (
 )  # fmt: skip
 
 
+BASELINE_KEY = "A"
+
+
+def baseline(tree: Path, label: str) -> Crawler:
+    """(a) as another revision of the repository checked out at ``tree`` runs it: its
+    own package and its own bench spider, so a change is measured against the code
+    before it in the same run (``--baseline REV``)."""
+
+    def command(job: Job) -> list[str]:
+        boot = (f"import sys; sys.path.insert(0, {str(tree)!r}); "
+                "from scraper.cli import main; sys.exit(main(sys.argv[1:]))")
+        return [
+            sys.executable, "-c", boot, "run", "bench_lxml",
+            "--config", str(tree / "bench" / "config.yaml"),
+            "-s", f"workers={job.workers}", "-s", f"per_host_workers={job.workers}",
+            "-a", f"base_url={job.start_url}", "-O", str(job.out), "--summary", str(job.summary),
+        ]  # fmt: skip
+
+    return Crawler(BASELINE_KEY, f"(a) @{label}", f"(a) as revision {label} runs it",
+                   ("scraper", "lxml"), command)
+
+
 def select(keys: str | None) -> list[Crawler]:
     """The crawlers named by a comma-separated list of letters (the five for None)."""
     if not keys:

@@ -36,7 +36,9 @@ from collections.abc import Sequence  # noqa: E402
 from typing import Any  # noqa: E402
 
 from bench import report, serve  # noqa: E402
-from bench.lineup import BENCH_DIR, REPO_ROOT, Crawler, Job, select  # noqa: E402
+import subprocess  # noqa: E402
+
+from bench.lineup import BASELINE_KEY, BENCH_DIR, REPO_ROOT, Crawler, Job, baseline, select  # noqa: E402
 from bench.measure import run_measured  # noqa: E402
 from bench.site import Site, generate  # noqa: E402
 from bench.verify import verify  # noqa: E402
@@ -102,6 +104,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="keep the temporary directory (site, items, logs) and print its path",
     )
     parser.add_argument("--strict", action="store_true", help="also exit 1 when a target is missed")
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also run (a) as git revision REV runs it (checked out in a temporary worktree), "
+        "as crawler (A), and print (a)/(A): a change measured against the code before it",
+    )
     args = parser.parse_args(argv)
     try:
         args.crawlers = select(args.only)
@@ -123,12 +131,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     began = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="scraper-bench-"))
+    tree = workdir / "baseline"
     try:
+        if args.baseline:
+            _checkout(args.baseline, tree)
+            args.crawlers.append(baseline(tree, args.baseline))
         rows = _benchmark(args, workdir, began)
-    except serve.ServerError as exc:
+    except (serve.ServerError, subprocess.CalledProcessError) as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 1
     finally:
+        if args.baseline:
+            subprocess.run(["git", "-C", str(REPO_ROOT), "worktree", "remove", "--force", str(tree)],
+                           capture_output=True)
         if args.keep:
             print(f"kept {workdir}")
         else:
@@ -137,6 +152,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     by_key = {row.crawler.key: row for row in rows}
     missed = any(target.check(by_key)[1] is False for target in report.TARGETS)
     return 1 if failed or (args.strict and missed) else 0
+
+
+def _checkout(rev: str, tree: Path) -> None:
+    subprocess.run(["git", "-C", str(REPO_ROOT), "worktree", "add", "--detach", str(tree), rev],
+                   check=True, capture_output=True)
+
+
+def _baseline_ratio(rows: list[report.Row]) -> None:
+    by_key = {row.crawler.key: row for row in rows}
+    now, before = by_key.get("a"), by_key.get(BASELINE_KEY)
+    if now is None or before is None or not before.pages_per_s:
+        return
+    print(f"\n(a) / (A): pages/s {now.pages_per_s / before.pages_per_s:.3f}, "
+          f"CPU s {now.cpu_s / before.cpu_s:.3f} (medians of the same rounds)")
 
 
 def _benchmark(args: argparse.Namespace, workdir: Path, began: float) -> list[report.Row]:
@@ -165,6 +194,7 @@ def _benchmark(args: argparse.Namespace, workdir: Path, began: float) -> list[re
         f"(per host too), {context['rounds']} round(s)\n"
     )
     print(report.text_table(rows))
+    _baseline_ratio(rows)
     _save(args.json, rows, context)
     return rows
 

@@ -139,20 +139,16 @@ class Request:
             value = getattr(self, key)
             if value:
                 d[key] = dict(value)
-        if self.meta:
-            d["meta"] = self.meta
         if self.body is not None:
             d["body"] = self.body.decode("latin-1")
         for key in ("callback", "errback"):
             value = getattr(self, key)
             if value is not None:
                 d[key] = value if isinstance(value, str) else value.__name__
-        for key in ("priority", "depth", "attempt"):
-            value = getattr(self, key)
-            if value:
-                d[key] = value
-        if self.dont_filter:
-            d["dont_filter"] = True
+        # falsy values are the defaults: not stored
+        d.update((k, v) for k, v in (("meta", self.meta), ("priority", self.priority),
+                                     ("depth", self.depth), ("attempt", self.attempt),
+                                     ("dont_filter", self.dont_filter)) if v)
         try:
             jsonlib.dumps(d)
         except (TypeError, ValueError) as e:

@@ -222,7 +222,8 @@ class Response:
 
     def css(self, selector: str) -> list[Any]:
         """Elements of ``tree`` matching a CSS selector (lxml elements)."""
-        return _css(selector)(self.tree)
+        found: list[Any] = _css(selector)(self.tree)
+        return found
 
     def xpath(self, expr: str, **variables: Any) -> Any:
         """The result of an XPath expression on ``tree``: a list of elements or strings, or a
@@ -281,25 +282,10 @@ class Response:
                 return url if _has_host(url) else None
             if "/." not in href:
                 return origin + href
-            url = urljoin(path_query, href)
-        elif first == "?":
+            return _checked(urljoin(path_query, href))
+        if first == "?":
             return path_query.split("?", 1)[0] + href
-        else:
-            m = _SCHEME_RE.match(href)
-            if m is not None:
-                name = m.group(1).lower()
-                if name not in ("http", "https"):
-                    return None  # mailto:, javascript:, tel:, data: ...
-                rest = href[m.end():]
-                if rest.startswith("//"):
-                    url = f"{name}:{rest}"
-                    return url if _has_host(url) else None
-                url = urljoin(path_query, f"{name}:{rest}")
-            elif _DOT_SEGMENT.search(href.split("?", 1)[0]):
-                url = urljoin(path_query, href)
-            else:
-                return directory + href
-        return url if url.startswith(_SCHEMES) and _has_host(url) else None
+        return _relative(href, directory, path_query)
 
     def links(self) -> list[str]:
         """Every absolute http(s) link of ``<a href>``/``<area href>``, defragged, once each."""
@@ -342,6 +328,28 @@ class Response:
                     continue
             out.append(follow(h, callback, **request_kwargs))
         return out
+
+
+def _checked(url: str) -> str | None:
+    return url if url.startswith(_SCHEMES) and _has_host(url) else None
+
+
+def _relative(href: str, directory: str, path_query: str) -> str | None:
+    """An href that starts with neither ``/`` nor ``?``: a scheme, or a path relative to
+    the base's directory."""
+    m = _SCHEME_RE.match(href)
+    if m is not None:
+        name = m.group(1).lower()
+        if name not in ("http", "https"):
+            return None  # mailto:, javascript:, tel:, data: ...
+        rest = href[m.end():]
+        if rest.startswith("//"):
+            url = f"{name}:{rest}"
+            return url if _has_host(url) else None
+        return _checked(urljoin(path_query, f"{name}:{rest}"))
+    if _DOT_SEGMENT.search(href.split("?", 1)[0]):
+        return _checked(urljoin(path_query, href))
+    return directory + href
 
 
 def _split_base(base: str) -> tuple[str, str, str, str]:

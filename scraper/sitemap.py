@@ -76,19 +76,25 @@ class SitemapSpider(Spider):
         kind = etree.QName(root).localname
         entries = self.sitemap_filter(list(_entries(root, self.sitemap_alternate_links)))
         if kind == "sitemapindex":
-            follow = [re.compile(r) for r in self.sitemap_follow]
-            for e in entries:
-                if any(r.search(e["loc"]) for r in follow):
-                    yield Request(e["loc"], callback=self._parse_sitemap)
+            yield from self._follow_index(entries)
         elif kind == "urlset":
-            rules = [(re.compile(r), cb) for r, cb in self.sitemap_rules]
-            for e in entries:
-                for regex, cb in rules:
-                    if regex.search(e["loc"]):
-                        yield Request(e["loc"], callback=cb)
-                        break
+            yield from self._follow_urls(entries)
         else:
             self.logger.warning("%s: not a sitemap (root element <%s>)", response.url, kind)
+
+    def _follow_index(self, entries: list[dict[str, Any]]) -> Iterator[Request]:
+        follow = [re.compile(r) for r in self.sitemap_follow]
+        for e in entries:
+            if any(r.search(e["loc"]) for r in follow):
+                yield Request(e["loc"], callback=self._parse_sitemap)
+
+    def _follow_urls(self, entries: list[dict[str, Any]]) -> Iterator[Request]:
+        rules = [(re.compile(r), cb) for r, cb in self.sitemap_rules]
+        for e in entries:
+            for regex, cb in rules:
+                if regex.search(e["loc"]):
+                    yield Request(e["loc"], callback=cb)
+                    break
 
     def _sitemap_body(self, response: Response) -> bytes | None:
         body: bytes | None = response.content

@@ -3,6 +3,7 @@ keys, YAML typing of -s values, validation messages, config file loading."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -463,3 +464,24 @@ def test_cli_spiders_path_may_be_set_with_s(tmp_path):
     p = project(tmp_path, None, directory="alt")
     r = run_cli("run", "show", "-s", "spiders_path=alt", cwd=p)
     assert r.returncode == 0, r.stderr
+
+
+def test_every_setting_lands_in_exactly_one_typed_section():
+    from dataclasses import fields
+
+    from scraper.config import SCHEMA
+    from scraper.config.settings import _SECTION_TYPES
+
+    declared = {(name, f.name) for name, cls in _SECTION_TYPES.items() for f in fields(cls)}
+    from_schema = {(s.section, s.field) for s in SCHEMA.values()}
+    assert declared == from_schema and len(from_schema) == len(SCHEMA)
+
+
+def test_typed_sections_and_the_mapping_view_agree():
+    s = merge_settings(("-s", {"retry": {"attempts": 5}, "workers": 3, "backend": "redis://h/0"}))
+    assert s.retry.attempts == 5 == s["retry.attempts"]
+    assert s.crawl.workers == 3 == s["workers"]
+    assert s.backend.url == "redis://h/0" == s["backend"]
+    assert s.fetch.timeout == (30.0, 30.0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.retry.attempts = 1  # frozen

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ..exceptions import CloseSpider
@@ -16,6 +16,7 @@ from ..failure import Failure
 from ..http import Request
 from ..response import Response
 from ..spider import Spider
+from .stats import Stats
 from .tasks import Produced
 
 __all__ = ["SpiderCode", "is_item"]
@@ -44,6 +45,24 @@ class SpiderCode:
             fn = getattr(self.spider, ref, None)
             return fn if callable(fn) else None
         return ref
+
+    def start_requests(self, requests: Iterable[Any], stats: Stats) -> list[Request]:
+        """The spider's start requests, at depth 0; a non-Request or an exception is
+        counted (``bad-output``, ``start-requests``) and the requests before it are kept."""
+        starts: list[Request] = []
+        try:
+            for r in requests:
+                if isinstance(r, Request):
+                    r.depth = 0
+                    starts.append(r)
+                else:
+                    stats.error("bad-output")
+                    log.error("start_requests yielded %s; expected a Request", type(r).__name__)
+        except Exception:
+            stats.error("start-requests")
+            log.exception("start_requests raised; continuing with the %d requests it gave",
+                          len(starts))
+        return starts
 
     def callback(self, response: Response, produced: Produced) -> None:
         request = response.request

@@ -37,18 +37,18 @@ from ..fetch.policy import FetchPolicy
 from ..fetch.politeness import Politeness
 from ..fetch.retry import RetryPolicy
 from ..fetch.watchdog import Watchdog
-from ..http import Request
 from ..spider import Spider
 from ..storage import Backend
 from .admission import Admission
 from .callbacks import SpiderCode
 from .cluster import Cluster
+from .dispatch import Dispatcher
 from .job import Job
 from .pipelines import PipelineChain
 from .record import Batch, Recorder
-from .robots import RobotsGate, Verdict
+from .robots import RobotsGate
 from .stats import Stats
-from .tasks import STOP, Fetch, FetchRobots, Outcome, Refuse, RobotsOutcome, Task
+from .tasks import STOP, Outcome, RobotsOutcome, Task
 from .worker import TaskRunner, WorkerThread
 
 __all__ = ["Engine", "FetcherFactory"]
@@ -97,8 +97,9 @@ class Engine:
         self.workers_n = settings.crawl.workers
         self.tasks: queue.Queue[Task] = queue.Queue(maxsize=self.workers_n)
         self.results: queue.Queue[Any] = queue.Queue()
-        self.in_flight = 0
-        self._leases: dict[Any, str] = {}  # lease id -> host, for everything leased
+        self.dispatcher = Dispatcher(backend, self.gate, self.politeness, self.admission,
+                                     self.stats, self.tasks, workers=self.workers_n,
+                                     max_pages=settings.limits.max_pages)
         self._stop_reason: str | None = None
         self._stop_started: float | None = None
         self._workers: list[WorkerThread] = []
@@ -174,8 +175,8 @@ class Engine:
 
     def _finish(self) -> None:
         try:
-            self._drain_tasks()
-            self._unpark()
+            self.dispatcher.drain()
+            self.dispatcher.unpark()
         except Exception:
             log.exception("could not give back unstarted requests")
         for _ in self._workers:
@@ -208,7 +209,7 @@ class Engine:
 
     # -- start requests ------------------------------------------------------
     def _seed(self, requests: Iterable[Any]) -> None:
-        starts = self._start_requests(requests)
+        starts = SpiderCode(self.spider).start_requests(requests, self.stats)
         digest = ""
         if self.job is not None:
             found = self.job.seed(starts, self.backend)
@@ -220,82 +221,6 @@ class Engine:
             if self.job is not None:
                 self.job.started(digest)
                 self.job.save(self.pipelines.positions(), self.stats.snapshot())
-
-    def _start_requests(self, requests: Iterable[Any]) -> list[Request]:
-        starts: list[Request] = []
-        try:
-            for r in requests:
-                if isinstance(r, Request):
-                    r.depth = 0
-                    starts.append(r)
-                else:
-                    self.stats.error("bad-output")
-                    log.error("start_requests yielded %s; expected a Request", type(r).__name__)
-        except Exception:
-            self.stats.error("start-requests")
-            log.exception("start_requests raised; continuing with the %d requests it gave",
-                          len(starts))
-        return starts
-
-    # -- handing out work ----------------------------------------------------
-    def _budget(self) -> int:
-        """How many more requests may be handed out now: a worker's worth of prefetch on one
-        machine, none with a shared backend (a request queued here holds a cluster-wide
-        host slot another process could use)."""
-        busy = self.in_flight + self.gate.parked
-        n = self.workers_n * (1 if self.shared else 2) - busy
-        max_pages = self.settings.limits.max_pages
-        if max_pages is not None:
-            n = min(n, max_pages - self.stats.pages - busy)
-        return n
-
-    def _dispatch(self, now: float) -> int:
-        """Hand out what the frontier has for hosts with room; returns how many."""
-        n = self._budget()
-        leases = []
-        if n > 0:
-            leases = self.backend.frontier.pop(n, now=now, closed=self.gate.closed,
-                                               jitter=self.politeness.jitter())
-            decode = self.admission.decode
-            for lease in leases:
-                self._route(lease.id, lease.entry.host, decode(lease.entry.data))
-        for host in self.gate.due(now):
-            self._send(FetchRobots(host))
-        return len(leases) + self._route_ready(now)
-
-    def _route(self, lease: Any, host: str, request: Request) -> None:
-        """Fetch, refuse (robots.txt) or park (robots.txt not known yet) a leased request
-        that holds a slot of its host."""
-        self._leases[lease] = host
-        verdict = self.gate.check(request)
-        if verdict is Verdict.ALLOWED:
-            self._send(Fetch(lease, request))
-            return
-        self.politeness.finished(host, lease)  # not fetched now: its slot is free at once
-        if verdict is Verdict.PENDING:
-            self.gate.park(lease, request)
-        else:
-            self._send(Refuse(lease, request, self.gate.refusal(request)))
-
-    def _route_ready(self, now: float) -> int:
-        """Parked requests whose host's robots.txt is known: refused, or fetched once their
-        host has a slot under its rules (Crawl-delay included); the others wait parked."""
-        sent = 0
-        for parked in self.gate.ready():
-            lease, request = parked.lease, parked.request
-            if self.gate.check(request) is Verdict.BLOCKED:
-                self._send(Refuse(lease, request, self.gate.refusal(request)))
-            elif self.politeness.take(request.host, lease, now):
-                self._send(Fetch(lease, request))
-            else:
-                self.gate.park(lease, request)
-                continue
-            sent += 1
-        return sent
-
-    def _send(self, task: Task) -> None:
-        self.in_flight += 1
-        self.tasks.put(task)
 
     # -- the loop ------------------------------------------------------------
     def _loop(self) -> None:
@@ -312,18 +237,18 @@ class Engine:
                 self._report()
                 next_report = now_m + self.progress_interval
             if now_m >= next_beat:
-                self.cluster.beat(self._leases)
+                self.cluster.beat(self.dispatcher.leases)
                 next_beat = now_m + self.settings.backend.heartbeat_interval
-            dispatched = 0 if self.stopping else self._dispatch(time.time())
+            dispatched = 0 if self.stopping else self.dispatcher.dispatch(time.time())
             if self._done():
                 return
-            idle = self.in_flight == 0 and dispatched == 0
+            idle = self.dispatcher.in_flight == 0 and dispatched == 0
             timeout = self._wait_time([next_report - now_m, next_beat - now_m] + (
                 [] if deadline is None else [deadline - now_m]), idle)
             self._collect(timeout)
 
     def _done(self) -> bool:
-        if self.in_flight or self.gate.parked:
+        if self.dispatcher.in_flight or self.gate.parked:
             return False
         if self.stopping:
             return True
@@ -334,7 +259,7 @@ class Engine:
         try:
             first = self.results.get(timeout=timeout)
         except queue.Empty:
-            if self.stopping and self.in_flight:
+            if self.stopping and self.dispatcher.in_flight:
                 self._grace_expired()
             return
         self.cluster.active()
@@ -346,7 +271,7 @@ class Engine:
             pass
         self._record([o for o in batch if o is not _WAKE])
         if self.stopping and self._stop_reason != "max_pages":
-            self._drain_tasks()
+            self.dispatcher.drain()
 
     def _wait_time(self, timers: list[float], idle: bool) -> float:
         candidates = list(timers)
@@ -372,11 +297,11 @@ class Engine:
         recorder = self.recorder
         with self.backend.transaction():
             for o in outcomes:
-                self.in_flight -= 1
                 if isinstance(o, RobotsOutcome):
+                    self.dispatcher.in_flight -= 1
                     recorder.robots(o, now)
                 else:
-                    recorder.page(o, self._leases.pop(o.lease, o.request.host), batch, now)
+                    recorder.page(o, self.dispatcher.returned(o.lease, o.request), batch, now)
             recorder.commit(batch)
         max_pages = self.settings.limits.max_pages
         if max_pages is not None and self.stats.pages >= max_pages:
@@ -388,7 +313,7 @@ class Engine:
             self._stop_reason = reason
             log.info("stopping: %s", reason)
         if reason != "max_pages":
-            self._drain_tasks()
+            self.dispatcher.drain()
 
     def _grace_left(self) -> float:
         if self._stop_started is None:
@@ -398,46 +323,15 @@ class Engine:
     def _grace_expired(self) -> None:
         if self._grace_left() <= 0:
             log.warning("%d request(s) still in flight after shutdown_timeout; abandoning them",
-                        self.in_flight)
-            self.in_flight = 0
-
-    def _drain_tasks(self) -> None:
-        """Take back tasks no worker has started, so stopping does not wait for them."""
-        released: list[tuple[Any, str, bool]] = []
-        while True:
-            try:
-                task = self.tasks.get_nowait()
-            except queue.Empty:
-                break
-            if isinstance(task, FetchRobots):
-                self.in_flight -= 1
-                self.gate.abandon(task.host)
-            elif isinstance(task, Fetch | Refuse):
-                self.in_flight -= 1
-                host = self._leases.pop(task.lease, task.request.host)
-                released.append((task.lease, host, isinstance(task, Fetch)))
-        self._give_back(released)
-
-    def _unpark(self) -> None:
-        """Parked requests go back to the frontier (the crawl is ending); they hold no slot."""
-        self._give_back([(p.lease, self._leases.pop(p.lease, p.request.host), False)
-                         for p in self.gate.unpark_all()])
-
-    def _give_back(self, released: list[tuple[Any, str, bool]]) -> None:
-        if not released:
-            return
-        with self.backend.transaction():
-            for lease, host, holds_slot in released:
-                if holds_slot:
-                    self.politeness.finished(host, lease)
-            self.backend.frontier.release([lease for lease, _, _ in released])
+                        self.dispatcher.in_flight)
+            self.dispatcher.in_flight = 0
 
     # -- progress ------------------------------------------------------------
     def progress(self) -> dict[str, Any]:
         """A snapshot for progress lines: pages, items, rate, queued, in flight, errors."""
         s = self.stats
         return {"pages": s.pages, "items": s.items, "pages_per_s": s.pages_per_second,
-                "queued": self.backend.frontier.pending(), "in_flight": self.in_flight,
+                "queued": self.backend.frontier.pending(), "in_flight": self.dispatcher.in_flight,
                 "errors": sum(s.errors.values()), "elapsed": s.duration}
 
     def _report(self, final: bool = False) -> None:

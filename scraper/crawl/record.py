@@ -81,7 +81,7 @@ class Recorder:
         if o.fetched:
             self.stats.requests += 1
             self.politeness.finished(host, o.lease, ex.latency if ex else None,
-                                     ex.status if ex else None)
+                                     ex.status if ex else None, sent_at=o.sent_at)
         if ex is None:
             return
         self.stats.statuses[ex.status] += 1

@@ -86,6 +86,7 @@ class PageOutcome:
     exchange: Exchange | None = None   # None: nothing was answered (an error, a refusal)
     produced: Produced = field(default_factory=Produced)
     fetched: bool = True               # False: refused before fetching
+    sent_at: float | None = None       # wall time the worker began sending it
 
 
 @dataclass(frozen=True, slots=True)

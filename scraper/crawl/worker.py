@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from typing import Any
 
 from ..exceptions import FetchError, HttpError
@@ -71,8 +72,9 @@ class TaskRunner:
         return policy.after_response(request, response), summary
 
     def page(self, lease: Any, request: Request) -> PageOutcome:
+        sent_at = time.time()
         decision, summary = self.exchange(request)
-        out = PageOutcome(lease, request, decision, summary)
+        out = PageOutcome(lease, request, decision, summary, sent_at=sent_at)
         if isinstance(decision, Deliver):
             self.code.callback(decision.response, out.produced)
         elif isinstance(decision, Fail):

@@ -62,8 +62,17 @@ class Politeness:
         return self.hosts.take(host, token, now, self.jitter())
 
     def finished(self, host: str, token: object, latency: float | None = None,
-                 status: int | None = None) -> None:
-        """A request to ``host`` that held slot ``token`` is over (or was never sent)."""
+                 status: int | None = None, sent_at: float | None = None) -> None:
+        """A request to ``host`` that held slot ``token`` is over (or was never sent).
+
+        The delay runs from when the request was *sent* (``sent_at``, wall time), not
+        from when it was leased: a request that waited in the task queue must not let
+        the next one go out sooner than the delay after it. A delayed host has one
+        slot, so this hold is in place before the next request can be leased."""
+        if sent_at is not None:
+            delay = self.delay_of(host)
+            if delay > 0:
+                self.hosts.hold(host, sent_at + delay * (0.5 if self.randomize else 1.0))
         self.hosts.give(host, token)
         if self.autothrottle and latency is not None and status is not None:
             self._observe(host, latency, status)

@@ -41,6 +41,7 @@ class RetryPolicy:
 
     def backoff(self, attempt: int) -> float:
         """The back-off before attempt ``attempt + 1``, whatever failed."""
+        # tenacity wants a Retrying and a function; its strategies read neither
         state = tenacity.RetryCallState(None, None, (), {})  # type: ignore[arg-type]
         state.attempt_number = attempt
         return min(self._wait(state), self.backoff_max)
@@ -66,6 +67,7 @@ class RetryPolicy:
         ``attempt`` counts from 1. ``Retry-After`` (seconds or an HTTP date) wins
         over the back-off when present, capped at ``retry.retry_after_max``.
         """
+        # tenacity wants a Retrying and a function; its strategies read neither
         state = tenacity.RetryCallState(None, None, (), {})  # type: ignore[arg-type]
         state.attempt_number = attempt
         if error is not None:

@@ -35,7 +35,7 @@ def output_type(spec: Mapping[str, Any]) -> str:
     """The output's type: ``type`` if given, else from the path's extension."""
     kind = spec.get("type")
     if kind == "redis-stream":
-        return kind
+        return "redis-stream"
     path = str(spec["path"])
     if kind is None:
         if path == "-":
@@ -70,22 +70,31 @@ def open_output(spec: Mapping[str, Any], spider: str, *, resume_at: int | None =
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         if os.path.isdir(path):
             raise ConfigError(f"output {path}: is a directory")
-        if kind == "sqlite":
-            return SqliteOutput(path, overwrite, spec.get("table") or spider, resume_at)
-        if resume_at is not None:
-            cut_back(path, resume_at)
-        if kind == "jsonl":
-            return JsonLinesOutput(path, overwrite)
-        if kind == "json":
-            return JsonArrayOutput(path, overwrite)
-        fields = spec.get("fields")
-        if fields is not None and (not isinstance(fields, list) or not all(isinstance(f, str) for f in fields)):
-            raise ConfigError(f"output {path}: fields must be a list of column names")
-        return CsvOutput(path, overwrite, fields)
+        return _open_file(kind, path, spec, spider, overwrite, resume_at)
     except OSError as e:
         raise ConfigError(f"output {path}: cannot open ({e.strerror or e})") from None
     except sqlite3.Error as e:
         raise ConfigError(f"output {path}: cannot open as SQLite ({e})") from None
+
+
+def _open_file(kind: str, path: str, spec: Mapping[str, Any], spider: str, overwrite: bool,
+               resume_at: int | None) -> Output:
+    if kind == "sqlite":
+        return SqliteOutput(path, overwrite, spec.get("table") or spider, resume_at)
+    if resume_at is not None:
+        cut_back(path, resume_at)
+    if kind == "jsonl":
+        return JsonLinesOutput(path, overwrite)
+    if kind == "json":
+        return JsonArrayOutput(path, overwrite)
+    _check_fields(spec, path)
+    return CsvOutput(path, overwrite, spec.get("fields"))
+
+
+def _check_fields(spec: Mapping[str, Any], path: object) -> None:
+    fields = spec.get("fields")
+    if fields is not None and (not isinstance(fields, list) or not all(isinstance(f, str) for f in fields)):
+        raise ConfigError(f"output {path}: fields must be a list of column names")
 
 
 def check_output(spec: Mapping[str, Any], spider: str, *, stream: bool = False) -> None:
@@ -107,6 +116,4 @@ def check_output(spec: Mapping[str, Any], spider: str, *, stream: bool = False) 
         raise ConfigError(f"output {path}: cannot be created (no writable directory)")
     if path.exists() and not os.access(path, os.W_OK):
         raise ConfigError(f"output {path}: not writable")
-    fields = spec.get("fields")
-    if fields is not None and (not isinstance(fields, list) or not all(isinstance(f, str) for f in fields)):
-        raise ConfigError(f"output {path}: fields must be a list of column names")
+    _check_fields(spec, path)

@@ -19,7 +19,7 @@ import difflib
 import json
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -189,11 +189,33 @@ def load_schedules(config_path: str | Path | None, check: CrawlCheck) -> Schedul
 
 def _entry(item: Mapping[str, Any], where: str, config: ConfigFile,
            spiders: Mapping[str, Any], check_crawl: CrawlCheck) -> ScheduleEntry:
+    _known_keys(item, where)
+    spider, name = _names(item, where, spiders)
+    where = f"{where} ({name})"
+    cron, every, timezone = _timing(item, where)
+    overlap = _choice(item, "overlap", "skip", OVERLAP, where)
+    misfire = _choice(item, "misfire", "run-once", MISFIRE, where)
+    run_timeout, job_dir, seen_ttl = _run_limits(item, where)
+    entry = ScheduleEntry(name=name, spider=spider, cron=cron, every=every, timezone=timezone,
+                          settings=_run_settings(item, where), args=_args(item, where),
+                          overlap=overlap, misfire=misfire, run_timeout=run_timeout,
+                          job_dir=job_dir, seen_ttl=seen_ttl)
+    # the same layering, spider arguments, pipelines and outputs checks as `run`
+    check_crawl(spiders[spider], config=config, schedule_settings=entry.run_settings(),
+                schedule_source=f"{where} settings", spider_args=entry.args)
+    return entry
+
+
+def _known_keys(item: Mapping[str, Any], where: str) -> None:
     for key in item:
         if key not in ENTRY_KEYS:
             close = difflib.get_close_matches(str(key), list(ENTRY_KEYS), n=1, cutoff=0.5)
             hint = f"did you mean {close[0]!r}?" if close else "known: " + ", ".join(ENTRY_KEYS)
             raise ConfigError(f"{where}: unknown key {key!r} ({hint})")
+
+
+def _names(item: Mapping[str, Any], where: str, spiders: Mapping[str, Any]) -> tuple[str, str]:
+    """The entry's spider (which must exist) and its name (default: the spider's)."""
     spider = item.get("spider")
     if not isinstance(spider, str) or not spider:
         raise ConfigError(f"{where}: `spider` (the spider's name) is required, got {spider!r}")
@@ -204,8 +226,11 @@ def _entry(item: Mapping[str, Any], where: str, config: ConfigFile,
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise ConfigError(f"{where}: the schedule's name (default: its spider's) must be "
                           f"letters, digits, '.', '_' or '-', got {name!r}; give it a `name`")
-    where = f"{where} ({name})"
+    return spider, name
 
+
+def _timing(item: Mapping[str, Any], where: str) -> tuple[str | None, float | None, str | None]:
+    """(cron, every, timezone): exactly one of cron or every; a timezone for cron only."""
     if ("cron" in item) == ("every" in item):
         raise ConfigError(f'{where}: give exactly one of cron (e.g. "0 */6 * * *") or every '
                           '(e.g. "6h")')
@@ -218,13 +243,20 @@ def _entry(item: Mapping[str, Any], where: str, config: ConfigFile,
                               f"'Europe/Paris' or 'UTC', got {timezone!r}")
     cron = _cron(item["cron"], timezone, where) if "cron" in item else None
     every = parse_duration(item["every"], f"{where}: every") if "every" in item else None
+    return cron, every, timezone
 
-    overlap = item.get("overlap", "skip")
-    if overlap not in OVERLAP:
-        raise ConfigError(f"{where}: overlap must be one of {', '.join(OVERLAP)}, got {overlap!r}")
-    misfire = item.get("misfire", "run-once")
-    if misfire not in MISFIRE:
-        raise ConfigError(f"{where}: misfire must be one of {', '.join(MISFIRE)}, got {misfire!r}")
+
+def _choice(item: Mapping[str, Any], key: str, default: str, allowed: Iterable[str],
+            where: str) -> str:
+    value = item.get(key, default)
+    if value not in allowed:
+        raise ConfigError(f"{where}: {key} must be one of {', '.join(allowed)}, got {value!r}")
+    return str(value)
+
+
+def _run_limits(item: Mapping[str, Any], where: str
+                ) -> tuple[float | None, str | None, float | None]:
+    """(run_timeout, job_dir, seen_ttl); a seen_ttl needs a job_dir."""
     run_timeout = item.get("run_timeout")
     if run_timeout is not None:
         run_timeout = parse_duration(run_timeout, f"{where}: run_timeout")
@@ -237,14 +269,22 @@ def _entry(item: Mapping[str, Any], where: str, config: ConfigFile,
         if job_dir is None:
             raise ConfigError(f"{where}: seen_ttl needs a job_dir (without one, every run "
                               "starts with a fresh seen-set anyway)")
+    return run_timeout, job_dir, seen_ttl
 
+
+def _args(item: Mapping[str, Any], where: str) -> dict[str, str]:
+    """Spider arguments, as the command line would give them: strings."""
     args = item.get("args") or {}
     if not isinstance(args, Mapping) or not all(
             isinstance(k, str) and k.isidentifier() and isinstance(v, str | int | float)
             for k, v in args.items()):
         raise ConfigError(f"{where}: args must be a mapping of identifiers to strings, "
                           f"e.g. {{category: books}}, got {args!r}")
-    args = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in args.items()}
+    return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in args.items()}
+
+
+def _run_settings(item: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The entry's own settings layer: run settings only, passable to the run as JSON."""
     settings = item.get("settings") or {}
     if not isinstance(settings, Mapping):
         raise ConfigError(f"{where}: settings must be a mapping of settings, got {settings!r}")
@@ -256,13 +296,7 @@ def _entry(item: Mapping[str, Any], where: str, config: ConfigFile,
         json.dumps(settings, default=str)
     except (TypeError, ValueError):
         raise ConfigError(f"{where}: settings cannot be passed to the run: {settings!r}") from None
-    entry = ScheduleEntry(name=name, spider=spider, cron=cron, every=every, timezone=timezone,
-                          settings=dict(settings), args=args, overlap=overlap, misfire=misfire,
-                          run_timeout=run_timeout, job_dir=job_dir, seen_ttl=seen_ttl)
-    # the same layering, spider arguments, pipelines and outputs checks as `run`
-    check_crawl(spiders[spider], config=config, schedule_settings=entry.run_settings(),
-                schedule_source=f"{where} settings", spider_args=args)
-    return entry
+    return dict(settings)
 
 
 def _is_zone(name: Any) -> bool:
@@ -272,11 +306,12 @@ def _is_zone(name: Any) -> bool:
         return False
 
 
-def _cron(expr: Any, timezone: str | None, where: str) -> str:
-    if not isinstance(expr, str) or not (len(expr.split()) == 5 or expr.strip() in _CRON_ALIASES):
+def _cron(given: Any, timezone: str | None, where: str) -> str:
+    if not isinstance(given, str) or not (len(given.split()) == 5
+                                          or given.strip() in _CRON_ALIASES):
         raise ConfigError(f"{where}: cron must be five fields (minute hour day-of-month month "
-                          f'day-of-week) such as "0 */6 * * *", got {expr!r}')
-    expr = expr.strip()
+                          f'day-of-week) such as "0 */6 * * *", got {given!r}')
+    expr = given.strip()
     try:
         croniter(expr)
         # an expression such as "0 0 31 2 *" is well-formed but never fires

@@ -423,6 +423,22 @@ class Scheduler:
         if self._queued:
             log.info("dropping %d queued run(s): %s", len(self._queued), ", ".join(self._queued))
             self._queued.clear()
+        self._terminate_all()
+        if self._running and self._stop != "force":
+            log.info("stopping: %d run(s) going; they stop gracefully (up to %s, then killed; "
+                     "a second signal kills them at once)", len(self._running),
+                     format_duration(self.kill_grace))
+        while self._running:
+            if self._stop == "force":
+                self._kill_all()
+            self._reap()
+            if self._running:
+                self._wait(min(self.tick, 0.05) if self._stop == "force" else self.tick)
+        log.info("scheduler stopped")
+        return 130 if self._stop == "force" else 0
+
+    def _terminate_all(self) -> None:
+        """SIGTERM to every run not yet asked to stop: they stop gracefully."""
         now = time.monotonic()
         for run in self._running.values():
             if run.why is None:
@@ -430,21 +446,12 @@ class Scheduler:
             if run.term_at is None:
                 run.term_at = now
                 self._signal(run, signal.SIGTERM)
-        if self._running and self._stop != "force":
-            log.info("stopping: %d run(s) going; they stop gracefully (up to %s, then killed; "
-                     "a second signal kills them at once)", len(self._running),
-                     format_duration(self.kill_grace))
-        while self._running:
-            if self._stop == "force":
-                for run in self._running.values():
-                    if not run.killed:
-                        run.killed = True
-                        self._signal(run, signal.SIGKILL)
-            self._reap()
-            if self._running:
-                self._wait(min(self.tick, 0.05) if self._stop == "force" else self.tick)
-        log.info("scheduler stopped")
-        return 130 if self._stop == "force" else 0
+
+    def _kill_all(self) -> None:
+        for run in self._running.values():
+            if not run.killed:
+                run.killed = True
+                self._signal(run, signal.SIGKILL)
 
 
 # -- helpers -------------------------------------------------------------------

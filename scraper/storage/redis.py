@@ -46,7 +46,7 @@ try:
     from redis.backoff import ExponentialBackoff
     from redis.retry import Retry
 except ImportError:  # pragma: no cover - redis is a dependency; this is for a broken install
-    redis = None  # type: ignore[assignment]
+    redis = None  # type: ignore[assignment]  # a broken install: _connect says so
 
 __all__ = ["RedisBackend", "RedisCounters", "RedisDeadLetters", "RedisFrontier",
            "RedisHostState", "RedisItemStream", "RedisRobotsCache", "RedisSeenSet", "check_url",

@@ -92,7 +92,7 @@ def _factory(scheme: str) -> Factory:
             raise StorageUnusable(f"backend {found} cannot be loaded ({e})",
                                   location=f"{scheme}://") from None
         _registered[scheme] = found
-    return found  # type: ignore[return-value]  # a str was replaced by what it names
+    return found
 
 
 def open_backend(url: str, options: BackendOptions) -> Backend:

@@ -197,8 +197,8 @@ class SQLiteFrontier:
 
     def leased(self) -> int:
         with self._db.lock:
-            return self._db.conn.execute(
-                "SELECT COUNT(*) FROM frontier WHERE lease IS NOT NULL").fetchone()[0]
+            return int(self._db.conn.execute(
+                "SELECT COUNT(*) FROM frontier WHERE lease IS NOT NULL").fetchone()[0])
 
     def next_ready(self) -> float | None:
         with self._db.lock:
@@ -240,7 +240,7 @@ class SQLiteSeenSet:
 
     def __len__(self) -> int:
         with self._db.lock:
-            return self._db.conn.execute("SELECT COUNT(*) FROM seen").fetchone()[0]
+            return int(self._db.conn.execute("SELECT COUNT(*) FROM seen").fetchone()[0])
 
 
 class SQLiteJobState:
