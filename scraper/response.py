@@ -20,8 +20,8 @@ from urllib.parse import urljoin, urlsplit
 from lxml import etree
 from lxml.cssselect import CSSSelector
 from lxml import html as lxml_html
-from w3lib.encoding import html_body_declared_encoding, http_content_type_encoding, read_bom
 
+from .encoding import decode, detect_encoding
 from .http import Request
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ _HREFS_EXPR = "//a/@href | //area/@href"
 _BASE_RE = re.compile(rb"<base\s[^>]*?href\s*=\s*[\"']?([^\"'\s>]+)", re.I)
 _MARKUP_TYPES = ("text/html", "application/xhtml", "text/xml", "application/xml")
 _local = threading.local()
+_EXCESSIVE_DEPTH = etree.ErrorTypes.ERR_RESOURCE_LIMIT  # "Excessive depth in document"
 _SCHEMES = ("http://", "https://")
 _DOT_SEGMENT = re.compile(r"(^|/)\.\.?(/|$)")
 _SCHEME_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
@@ -81,8 +82,17 @@ def _parser(encoding: str) -> lxml_html.HTMLParser:
         cache = _local.parsers = {}
     parser = cache.get(encoding)
     if parser is None:
-        parser = cache[encoding] = lxml_html.HTMLParser(encoding=encoding)
+        # huge_tree: libxml2's depth limit goes from 256 to 2048 levels (the body is
+        # already capped by max_response_size, so this opens no memory hole)
+        parser = cache[encoding] = lxml_html.HTMLParser(encoding=encoding, huge_tree=True)
     return parser
+
+
+def _parse(body: bytes, parser: lxml_html.HTMLParser) -> tuple[Any, bool]:
+    """The tree of ``body`` and whether libxml2 dropped content nested too deep."""
+    tree = lxml_html.document_fromstring(body, parser=parser)
+    truncated = any(e.type == _EXCESSIVE_DEPTH for e in parser.error_log)
+    return tree, truncated
 
 
 class Response:
@@ -101,6 +111,9 @@ class Response:
         self._encoding: str | None = None
         self._text: str | None = None
         self._tree: Any = None
+        #: True when the HTML nests deeper than the parser goes (2,048 levels) and the
+        #: content below that depth was dropped; counted as ``truncated-html``
+        self.truncated = False
         self._soup: BeautifulSoup | None = None
         self._base: str | None = None
         self._join_parts: tuple[str, str, str, str] | None = None
@@ -135,46 +148,30 @@ class Response:
     # -- decoding ------------------------------------------------------------
     @property
     def encoding(self) -> str:
-        """BOM, then HTTP charset, then ``<meta charset>``, then detection."""
+        """BOM, then HTTP charset, then ``<meta charset>``, then UTF-8, then detection
+        (the rules are in ``scraper.encoding``)."""
         if self._encoding is None:
             self._encoding = self._detect_encoding()
         return self._encoding
 
     def _detect_encoding(self) -> str:
-        body = self.content
-        bom = read_bom(body)[0]
-        if bom:
-            return bom
-        enc = http_content_type_encoding(self.headers.get("Content-Type"))
-        if enc:
-            return enc
-        enc = html_body_declared_encoding(body[:4096])
-        if enc:
-            return enc
-        try:
-            body.decode("utf-8")
-            return "utf-8"
-        except UnicodeDecodeError:
-            pass
-        from charset_normalizer import from_bytes
-
-        best = from_bytes(body[:65536]).best()
-        return best.encoding if best else "cp1252"
+        return detect_encoding(self.content, self.headers.get("Content-Type"))
 
     @property
     def text(self) -> str:
         """The body decoded with ``encoding`` (undecodable bytes replaced)."""
         if self._text is None:
-            body = self.content
-            bom, bom_bytes = read_bom(body)
-            if bom and bom_bytes:
-                body = body[len(bom_bytes):]
-            self._text = body.decode(self.encoding, errors="replace")
+            self._text = decode(self.content, self.encoding)
         return self._text
 
     def json(self, **kwargs: Any) -> Any:
-        """The body parsed as JSON."""
-        return jsonlib.loads(self.text, **kwargs)
+        """The body parsed as JSON, which is UTF-8 (or UTF-16/32 with its BOM or by
+        its zero bytes) whatever charset the server declared (RFC 8259 8.1); a body
+        that is none of those is decoded with ``encoding`` instead (as Scrapy 2.18)."""
+        try:
+            return jsonlib.loads(self.content, **kwargs)
+        except UnicodeDecodeError:
+            return jsonlib.loads(self.text, **kwargs)
 
     # -- trees ---------------------------------------------------------------
     @property
@@ -191,7 +188,7 @@ class Response:
             body = self.content
             if body.strip() and self.is_markup:
                 try:
-                    tree = lxml_html.document_fromstring(body, parser=_parser(self.encoding))
+                    tree, self.truncated = _parse(body, _parser(self.encoding))
                 except LookupError:
                     # libxml2 does not know every Python codec (euc_jp, utf-16-le, ...):
                     # decode in Python and let lxml read UTF-8
@@ -205,9 +202,10 @@ class Response:
 
     def _tree_from_text(self) -> Any:
         try:
-            return lxml_html.document_fromstring(self.text.encode("utf-8"), parser=_parser("utf-8"))
+            tree, self.truncated = _parse(self.text.encode("utf-8"), _parser("utf-8"))
         except (etree.ParserError, ValueError):
             return None
+        return tree
 
     @property
     def soup(self) -> BeautifulSoup:

@@ -14,10 +14,10 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from lxml import etree
-from protego import Protego
 
 from .http import Request
 from .response import Response
+from .robotstxt import parse_robots, sitemap_urls
 from .spider import Spider
 
 __all__ = ["SitemapSpider", "gunzip_capped"]
@@ -60,7 +60,7 @@ class SitemapSpider(Spider):
 
     def _parse_sitemap(self, response: Response) -> Iterator[Request]:
         if response.url.endswith("/robots.txt"):
-            for url in Protego.parse(response.text).sitemaps:
+            for url in sitemap_urls(parse_robots(response.text), response.url):
                 yield Request(url, callback=self._parse_sitemap)
             return
         body = self._sitemap_body(response)

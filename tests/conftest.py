@@ -41,7 +41,7 @@ class Reply:
     body: bytes | str = b""
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
-    content_type: str = "text/html; charset=utf-8"
+    content_type: str | None = "text/html; charset=utf-8"  # None: no Content-Type header
     delay: float = 0.0
 
 
@@ -94,7 +94,9 @@ class Site:
                     finished()
                     data = reply.body.encode() if isinstance(reply.body, str) else reply.body
                     self.send_response(reply.status)
-                    headers = {"Content-Type": reply.content_type, **reply.headers}
+                    headers = dict(reply.headers)
+                    if reply.content_type is not None:
+                        headers.setdefault("Content-Type", reply.content_type)
                     for k, v in headers.items():
                         self.send_header(k, v)
                     if "Content-Length" not in headers:

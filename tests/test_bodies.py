@@ -117,3 +117,35 @@ def test_non_html_bodies_reach_callbacks_as_bytes(site):
     img, data = got["img.png"], got["data.json"]
     assert img.content == png and img.links() == [] and img.css("a") == []
     assert data.json() == {"a": [1, 2]} and data.links() == []
+
+
+def test_junk_charsets_fall_back_to_sniffing_and_lose_nothing(site):
+    # issue 12: charset=base64 (a codec, not a text encoding) raised LookupError from
+    # response.text and the page's items and links were lost
+    for junk in ("base64", "hex", "rot13", "zlib", "cp037"):
+        site.route(f"/{junk}", Reply(page(f"/next-{junk}", extra="caf\xe9"),
+                                     content_type=f"text/html; charset={junk}"))
+    urls = [f"{site.url}/{j}" for j in ("base64", "hex", "rot13", "zlib", "cp037")]
+    errors: list = []
+    stats, items = crawl(_spider(urls, errors))
+    assert errors == [] and stats.errors.get("callback", 0) == 0
+    assert len(items) == 5
+    for item in items:
+        junk = item["url"].rsplit("/", 1)[1]
+        assert item["links"] == [f"{site.url}/next-{junk}"]
+
+
+def test_html_nested_too_deep_is_counted_not_silently_cut(site):
+    # issue 12: libxml2 stops at 256 levels and dropped the rest of the page silently.
+    # Now 2,048 levels parse; beyond that the page is counted as truncated-html.
+    deep = "<div>" * 1500 + "<a href='/inside'>i</a>" + "</div>" * 1500
+    site.route("/deep", "<html><body><a href='/first'>f</a>" + deep
+               + "<a href='/after'>a</a></body></html>")
+    deeper = "<div>" * 5000 + "x" + "</div>" * 5000
+    site.route("/deeper", "<html><body><a href='/first'>f</a>" + deeper + "</body></html>")
+    stats, items = crawl(_spider([f"{site.url}/deep", f"{site.url}/deeper"], []))
+    by_url = {i["url"].rsplit("/", 1)[1]: i for i in items}
+    assert by_url["deep"]["links"] == [f"{site.url}/first", f"{site.url}/inside",
+                                       f"{site.url}/after"]
+    assert by_url["deeper"]["links"][0] == f"{site.url}/first"
+    assert stats.errors["truncated-html"] == 1

@@ -115,3 +115,15 @@ def test_unreachable_robots_holds_the_host_then_gives_up(tmp_path):
     stats, items = crawl(S, {"obey_robots": True, "retry.attempts": 2})
     assert items == [] and stats.errors["robots"] == 1
     assert stats.pages == 0 and stats.reason == "finished"
+
+
+def test_a_utf8_bom_does_not_hide_the_first_group(site):
+    # issue 12: the BOM glued to "User-agent" made protego skip the first group, so a
+    # disallowed page was fetched
+    site.route("/robots.txt", Reply(b"\xef\xbb\xbfUser-agent: *\nDisallow: /private\n",
+                                    content_type="text/plain"))
+    site.route("/ok", page())
+    site.route("/private", page())
+    stats, items = crawl(_spider(site, ["/ok", "/private"]), {"obey_robots": True})
+    assert [i["url"] for i in items] == [site.url + "/ok"]
+    assert site.count("/private") == 0

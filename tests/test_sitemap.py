@@ -77,3 +77,36 @@ def test_sitemaps_for_reports_robots_sitemaps(site):
 
     stats, items = crawl(S, {"obey_robots": True})
     assert items == [{"sitemaps": [site.url + "/s.xml"]}]
+
+
+def test_relative_sitemap_lines_are_joined_to_the_robots_url(site):
+    # issue 12: relative Sitemap: lines were returned as they stand by sitemaps_for(),
+    # and in SitemapSpider the first one ended the generator, losing every later line
+    u = site.url
+    site.route("/robots.txt", "User-agent: *\nSitemap: /rel.xml\nSitemap: sub/two.xml\n"
+               f"Sitemap: {u}/abs.xml\n", content_type="text/plain")
+    site.route("/rel.xml", _urlset(f"{u}/a"), content_type="application/xml")
+    site.route("/sub/two.xml", _urlset(f"{u}/b"), content_type="application/xml")
+    site.route("/abs.xml", _urlset(f"{u}/c"), content_type="application/xml")
+    for p in ("/a", "/b", "/c", "/"):
+        site.route(p, page())
+
+    class Maps(SitemapSpider):
+        name = "maps"
+        sitemap_urls = [f"{u}/robots.txt"]
+
+        def parse(self, response):
+            yield {"url": response.url}
+
+    stats, items = crawl(Maps)
+    assert sorted(i["url"] for i in items) == [f"{u}/a", f"{u}/b", f"{u}/c"]
+
+    class S(Spider):
+        name = "sm"
+        start_urls = [u + "/"]
+
+        def parse(self, response):
+            yield {"sitemaps": self.sitemaps_for(response.url)}
+
+    stats, items = crawl(S, {"obey_robots": True})
+    assert items == [{"sitemaps": [f"{u}/rel.xml", f"{u}/sub/two.xml", f"{u}/abs.xml"]}]

@@ -73,6 +73,10 @@ class SpiderCode:
                       request.callback, request.url)
             return
         self._call(fn, (response,), request.cb_kwargs, produced, request.url)
+        if response.truncated:
+            produced.errors["truncated-html"] = 1
+            log.warning("%s nests deeper than %d levels: what is below was not parsed",
+                        request.url, 2048)
 
     def errback(self, failure: Failure, produced: Produced) -> None:
         request = failure.request

@@ -114,6 +114,8 @@ class Recorder:
             stats.errors["callback"] += p.callback_errors
         if p.bad_outputs:
             stats.errors["bad-output"] += p.bad_outputs
+        if p.errors:
+            stats.errors.update(p.errors)
         if p.requests:
             depth = request.depth + 1
             for r in p.requests:

@@ -24,6 +24,7 @@ from ..exceptions import FetchError, RobotsBlocked
 from ..fetch.politeness import Politeness
 from ..fetch.retry import RetryPolicy
 from ..http import Request, host_key
+from ..robotstxt import parse_robots, sitemap_urls
 from ..storage import RobotsCache
 
 __all__ = ["RobotsGate", "RobotsRules", "Verdict"]
@@ -46,6 +47,7 @@ class RobotsRules:
 
     parser: Protego | None
     why: str | None = None
+    url: str = ""  # the robots.txt URL, which relative Sitemap lines are joined to
 
     @classmethod
     def parse(cls, host: str, status: int | None, text: str | None) -> RobotsRules:
@@ -53,7 +55,7 @@ class RobotsRules:
         if status is None or not 200 <= status < 300 or not text:
             return cls(None)
         try:
-            return cls(Protego.parse(text))
+            return cls(parse_robots(text), url=f"{host}/robots.txt")
         except Exception as e:  # a broken robots.txt must not stop the crawl
             log.warning("%s/robots.txt cannot be parsed (%s); treating it as empty", host, e)
             return cls(None)
@@ -69,7 +71,7 @@ class RobotsRules:
 
     @property
     def sitemaps(self) -> list[str]:
-        return list(self.parser.sitemaps) if self.parser is not None else []
+        return sitemap_urls(self.parser, self.url) if self.parser is not None else []
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,6 +75,7 @@ class Produced:
     requests: list[Request] = field(default_factory=list)
     callback_errors: int = 0
     bad_outputs: int = 0
+    errors: dict[str, int] = field(default_factory=dict)  # other error kinds of the page
     close_reason: str | None = None
 
 

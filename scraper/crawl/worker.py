@@ -25,6 +25,7 @@ from ..fetch.policy import Decision, Deliver, Fail, FetchPolicy
 from ..fetch.redirects import is_redirect, redirect_request
 from ..http import Request
 from ..response import Response
+from ..robotstxt import decode_robots
 from .callbacks import SpiderCode
 from .tasks import (Exchange, Fetch, FetchRobots, Outcome, PageOutcome, Produced, Refuse,
                     RobotsOutcome, Stop, Task)
@@ -97,7 +98,7 @@ class TaskRunner:
                 response = self.fetcher.fetch(redirect_request(response, _ROBOTS_REDIRECTS))
         except FetchError as e:
             return RobotsOutcome(host, None, error=e.kind)
-        text = response.content.decode("utf-8", "replace") if 200 <= response.status < 300 else ""
+        text = decode_robots(response.content) if 200 <= response.status < 300 else ""
         return RobotsOutcome(host, response.status, text, nbytes=len(response.content))
 
     def _fail(self, failure: Failure, produced: Produced) -> None:
