@@ -25,6 +25,26 @@ _SCHEMES = ("http://", "https://")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
+def _checked_cookies(cookies: Mapping[str, Any]) -> dict[str, str]:
+    """Per-request cookies as strings: numbers are converted; anything else is a
+    TypeError here, at the line that made the Request, not inside requests later."""
+    if not isinstance(cookies, Mapping):
+        raise TypeError(f"Request cookies must be a mapping of names to values, got "
+                        f"{type(cookies).__name__}")
+    out: dict[str, str] = {}
+    for name, value in cookies.items():
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"Request cookie names must be non-empty strings, got {name!r}")
+        if isinstance(value, str):
+            out[name] = value
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            out[name] = str(value)
+        else:
+            raise TypeError(f"Request cookie {name!r} must be a string or a number, got "
+                            f"{type(value).__name__} {value!r}")
+    return out
+
+
 class Request:
     """One HTTP request and the spider method (by name) that handles its response."""
 
@@ -44,7 +64,7 @@ class Request:
         params: Mapping[str, Any] | None = None,
         data: bytes | str | Mapping[str, Any] | None = None,
         json: Any = None,
-        cookies: Mapping[str, str] | None = None,
+        cookies: Mapping[str, str | int | float] | None = None,
         meta: dict[str, Any] | None = None,
         cb_kwargs: dict[str, Any] | None = None,
         priority: int = 0,
@@ -58,7 +78,7 @@ class Request:
         self.method = method if method == "GET" else method.upper()
         self.headers = headers
         self.body: bytes | None = None
-        self.cookies = cookies
+        self.cookies: Mapping[str, str] | None = _checked_cookies(cookies) if cookies else None
         self.meta = meta if meta is not None else {}
         self.cb_kwargs = cb_kwargs
         self.priority = priority

@@ -20,6 +20,9 @@ class Crawler(Protocol):
     def sitemaps_for(self, url: str) -> list[str]: ...
 
 
+_LIST_ARGS = frozenset({"start_urls", "allowed_domains"})
+
+
 class Spider:
     """Base class for spiders: ``name``, ``start_urls`` and a ``parse`` callback.
 
@@ -42,6 +45,9 @@ class Spider:
 
     def __init__(self, **kwargs: Any) -> None:
         for key, value in kwargs.items():
+            if key in _LIST_ARGS and isinstance(value, str):
+                # -a start_urls=URL[,URL...]: a string is one URL or a comma-separated list
+                value = [v.strip() for v in value.split(",") if v.strip()]
             setattr(self, key, value)
 
     @property

@@ -43,6 +43,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     content_type: str | None = "text/html; charset=utf-8"  # None: no Content-Type header
     delay: float = 0.0
+    repeated: list[tuple[str, str]] = field(default_factory=list)  # e.g. many Set-Cookie
 
 
 class Site:
@@ -97,7 +98,7 @@ class Site:
                     headers = dict(reply.headers)
                     if reply.content_type is not None:
                         headers.setdefault("Content-Type", reply.content_type)
-                    for k, v in headers.items():
+                    for k, v in [*headers.items(), *reply.repeated]:
                         self.send_header(k, v)
                     if "Content-Length" not in headers:
                         self.send_header("Content-Length", str(len(data)))

@@ -485,3 +485,17 @@ def test_typed_sections_and_the_mapping_view_agree():
     assert s.fetch.timeout == (30.0, 30.0)
     with pytest.raises(dataclasses.FrozenInstanceError):
         s.retry.attempts = 1  # frozen
+
+
+@pytest.mark.parametrize(("scrapy", "ours"), [
+    ("CONCURRENT_REQUESTS", "workers"), ("DOWNLOAD_DELAY", "delay"),
+    ("ROBOTSTXT_OBEY", "obey_robots"), ("USER_AGENT", "user_agent"),
+    ("DEPTH_LIMIT", "max_depth"), ("CLOSESPIDER_PAGECOUNT", "max_pages")])
+def test_scrapy_setting_names_point_to_ours(tmp_path, scrapy, ours):
+    # issue 12: a Scrapy user's CONCURRENT_REQUESTS got "unknown setting" and no pointer
+    project = write_project(tmp_path, {}, config=f"{scrapy}: 1\n")
+    r = run_cli("list", cwd=project)
+    assert r.returncode == 2
+    assert f"did you mean {ours!r}?" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = run_cli("run", "x", "-s", f"{scrapy}=1", cwd=tmp_path)
+    assert f"did you mean {ours!r}?" in r.stderr

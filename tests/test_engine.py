@@ -1182,3 +1182,39 @@ def test_crawl_ends_when_start_requests_yields_nothing():
     stats, items = crawl(S)
     assert stats.reason == "finished"
     assert stats.pages == 0 and items == []
+
+
+# -- callbacks named by strings ---------------------------------------------------------
+def test_a_request_naming_a_missing_callback_is_dropped_and_counted_once(site, caplog):
+    # issue 12: one ERROR per request, each fetched for nothing, exit 0
+    site.route("/", page(*[f"/p{i}" for i in range(5)]))
+
+    class S(Spider):
+        name = "names"
+        start_urls = [site.url + "/"]
+
+        def parse(self, response):
+            for url in response.links():
+                yield Request(url, callback="parse_itme")  # a typo
+            yield {"url": response.url}
+
+    stats, items = crawl(S)
+    assert len(items) == 1 and site.count("/p0") == 0
+    assert stats.errors == {"bad-callback": 5}
+    named = [r for r in caplog.records if "'parse_itme'" in r.getMessage()]
+    assert len(named) == 1 and "no method" in named[0].getMessage()
+
+
+def test_a_start_request_naming_a_missing_method_fails_the_start(tmp_path, site):
+    from .conftest import run_cli, write_project
+
+    src = ("from scraper import Request, Spider\n\n\nclass S(Spider):\n    name = 's'\n\n"
+           "    def start_requests(self):\n"
+           f"        yield Request({site.url + '/'!r}, errback='on_eror')\n\n"
+           "    def parse(self, response):\n        yield {}\n\n"
+           "    def on_error(self, failure):\n        pass\n")
+    p = write_project(tmp_path, {"s": src})
+    r = run_cli("run", "s", cwd=p)
+    assert r.returncode == 2, r.stderr
+    assert "'on_eror'" in r.stderr and "Traceback" not in r.stderr
+    assert site.count("/") == 0

@@ -3,6 +3,7 @@ that fail to import, and the `list` command; spider classes checked before a cra
 
 from __future__ import annotations
 
+import json
 import sys
 import uuid
 from collections.abc import Iterator
@@ -235,6 +236,8 @@ def test_cli_unknown_spider_lists_known_names(tmp_path):
     ("start_urls", ["http://example.com/", None], "start_urls[1]"),
     ("allowed_domains", ["http://example.com/"], "'http://example.com/'"),
     ("allowed_domains", "example.com", "must be a list"),
+    # issue 12: a port filtered everything silently (0 pages, exit 0)
+    ("allowed_domains", ["127.0.0.1:8765"], "without a scheme, port or path"),
 ])
 def test_cli_spider_with_bad_attributes_is_exit_2_naming_it(tmp_path, attr, value, culprit):
     src = ("from scraper import Spider\n\n\nclass Bad(Spider):\n    name = 'bad'\n"
@@ -252,3 +255,22 @@ def test_project_spiders_dir_is_not_shadowed_by_another_spiders_package(tmp_path
     p = write_project(tmp_path, {"mine": spider_src("Mine", "mine")})
     r = run_cli("list", cwd=p)
     assert (r.returncode, r.stdout) == (0, "mine\n"), r.stderr
+
+
+def test_a_start_urls_argument_is_one_url_or_a_comma_separated_list(tmp_path, site):
+    # issue 12: -a start_urls=URL iterated the string's characters (exit 0, no page)
+    site.route("/a", "<p>a</p>")
+    site.route("/b", "<p>b</p>")
+    src = ("from scraper import Spider\n\n\nclass Args(Spider):\n    name = 'args'\n\n"
+           "    def parse(self, response):\n        yield {'url': response.url}\n")
+    p = project(tmp_path, {"args": src})
+    r = run_cli("run", "args", "-a", f"start_urls={site.url}/a", "-o", "-",
+                "-s", "obey_robots=false", cwd=p)
+    assert r.returncode == 0, r.stderr
+    assert [json.loads(line)["url"] for line in r.stdout.splitlines()] == [f"{site.url}/a"]
+    r = run_cli("run", "args", "-a", f"start_urls={site.url}/a, {site.url}/b", "-o", "-",
+                "-s", "obey_robots=false", cwd=p)
+    assert sorted(json.loads(line)["url"] for line in r.stdout.splitlines()) == [
+        f"{site.url}/a", f"{site.url}/b"]
+    r = run_cli("run", "args", "-a", "start_urls=example.com/x", cwd=p)
+    assert r.returncode == 2 and "start_urls[0] 'example.com/x'" in r.stderr

@@ -278,6 +278,28 @@ def test_csv_scalar_values_are_written_without_json_quotes(tmp_path):
     assert read_csv(path)[1] == ["2024-01-02", "1.10"]
 
 
+def test_csv_cells_a_spreadsheet_would_run_are_escaped_by_default(tmp_path):
+    # issue 12: a page's '=HYPERLINK(...)' was written verbatim and ran when opened
+    path = tmp_path / "out.csv"
+    cells = {"a": "=HYPERLINK(\"http://x\")", "b": "+1", "c": "-2+3", "d": "@SUM(A1)",
+             "e": "\tx", "f": "plain", "g": -5, "h": 1.5}
+    write_all({"path": str(path)}, [cells])
+    assert read_csv(path)[1] == ["'=HYPERLINK(\"http://x\")", "'+1", "'-2+3", "'@SUM(A1)",
+                                 "'\tx", "plain", "-5", "1.5"]
+    raw = tmp_path / "raw.csv"
+    write_all({"path": str(raw), "csv_formula_escape": False}, [cells])
+    assert read_csv(raw)[1][:4] == ["=HYPERLINK(\"http://x\")", "+1", "-2+3", "@SUM(A1)"]
+
+
+def test_unknown_keys_in_an_output_entry_are_errors(tmp_path):
+    # issue 12: `feilds:` was ignored silently
+    project = write_project(tmp_path, {}, config="outputs:\n  - {path: o.csv, feilds: [a]}\n")
+    r = run_cli("list", cwd=project)
+    assert r.returncode == 2
+    assert "unknown key 'feilds'" in r.stderr and "did you mean 'fields'?" in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
 # -- sqlite -------------------------------------------------------------------------
 def test_sqlite_a_table_named_after_the_spider(tmp_path):
     db = tmp_path / "out.db"

@@ -113,7 +113,8 @@ def test_unreachable_robots_holds_the_host_then_gives_up(tmp_path):
             yield {}
 
     stats, items = crawl(S, {"obey_robots": True, "retry.attempts": 2})
-    assert items == [] and stats.errors["robots"] == 1
+    # issue 12: this was reported as "robots.txt disallows" and counted `robots`
+    assert items == [] and stats.errors == {"connection": 1}
     assert stats.pages == 0 and stats.reason == "finished"
 
 

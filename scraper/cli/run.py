@@ -11,7 +11,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import ConfigError, ScraperError
+from ..exceptions import ConfigError, ScraperError, SpiderError
 from .console import Progress, setup_logging
 from .signals import SIGNALS
 
@@ -149,8 +149,10 @@ def _execute(crawl: Crawl, summary_path: str | None) -> int:
     try:
         stats = crawl.run(on_progress=progress,
                           progress_interval=progress.interval(crawl.settings.crawl.progress_interval))
-    except ConfigError:
-        raise  # found before anything was fetched (a job dir mismatch): a usage error
+    except (ConfigError, SpiderError):
+        # found before anything was fetched (a job dir mismatch, a start request naming
+        # a method the spider lacks): a usage error
+        raise
     except Exception as e:
         log.error("crawl aborted: %s", e, exc_info=not isinstance(e, ScraperError))
         if crawl.engine is None:

@@ -28,7 +28,12 @@ Check = Callable[[Any], Any]
 
 
 class Invalid(ValueError):
-    """A value that does not fit a setting; the message says what was expected."""
+    """A value that does not fit a setting; the message says what was expected
+    (``whole``: the message is a complete sentence about the value, not "must be ...")."""
+
+    def __init__(self, message: str, whole: bool = False) -> None:
+        super().__init__(message)
+        self.whole = whole
 
 
 # -- value checks: each returns the normalised value or raises Invalid --------
@@ -117,8 +122,20 @@ def _outputs(v: Any) -> tuple[dict[str, Any], ...]:
         if not isinstance(item, dict) or not isinstance(item.get("path"), str) or not item["path"]:
             raise Invalid("a list of outputs, each a path or a mapping with a path "
                            "(or {type: redis-stream})")
+        _output_keys(item)
         out.append(dict(item))
     return tuple(out)
+
+
+OUTPUT_KEYS = ("path", "type", "overwrite", "fields", "table", "csv_formula_escape")
+
+
+def _output_keys(item: Mapping[str, Any]) -> None:
+    for key in item:
+        if key not in OUTPUT_KEYS:
+            close = difflib.get_close_matches(str(key), OUTPUT_KEYS, n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}?" if close else "known: " + ", ".join(OUTPUT_KEYS)
+            raise Invalid(f"output {item['path']}: unknown key {key!r} ({hint})", whole=True)
 
 
 def _pipelines(v: Any) -> tuple[dict[str, Any], ...]:
@@ -323,8 +340,32 @@ SCHEMA: dict[str, Setting] = {s.name: s for s in [
 _GROUPS = {name.split(".", 1)[0] for name in SCHEMA if "." in name}
 
 
+# Scrapy's names for our settings, so a Scrapy user's habit gets a pointer, not a shrug
+SCRAPY_NAMES = {
+    "CONCURRENT_REQUESTS": "workers", "CONCURRENT_REQUESTS_PER_DOMAIN": "per_host_workers",
+    "CONCURRENT_REQUESTS_PER_IP": "per_host_workers", "DOWNLOAD_DELAY": "delay",
+    "RANDOMIZE_DOWNLOAD_DELAY": "randomize_delay", "ROBOTSTXT_OBEY": "obey_robots",
+    "USER_AGENT": "user_agent", "DEPTH_LIMIT": "max_depth",
+    "CLOSESPIDER_PAGECOUNT": "max_pages", "CLOSESPIDER_ITEMCOUNT": "max_items",
+    "CLOSESPIDER_TIMEOUT": "max_duration", "DOWNLOAD_TIMEOUT": "timeout",
+    "DOWNLOAD_MAXSIZE": "max_response_size", "DEFAULT_REQUEST_HEADERS": "headers",
+    "REDIRECT_MAX_TIMES": "max_redirects", "RETRY_TIMES": "retry.attempts",
+    "RETRY_HTTP_CODES": "retry.statuses", "AUTOTHROTTLE_ENABLED": "autothrottle",
+    "AUTOTHROTTLE_TARGET_CONCURRENCY": "autothrottle_target",
+    "AUTOTHROTTLE_MAX_DELAY": "autothrottle_max_delay", "ITEM_PIPELINES": "pipelines",
+    "FEEDS": "outputs", "LOG_LEVEL": "log_level", "URLLENGTH_LIMIT": "max_url_length",
+    "HTTPPROXY_ENABLED": "proxy", "HTTPCACHE_ENABLED": "httpcache.enabled",
+    "HTTPCACHE_DIR": "httpcache.dir", "HTTPCACHE_EXPIRATION_SECS": "httpcache.expiration_s",
+    "DOWNLOADER_MIDDLEWARES": "middlewares", "SPIDER_MODULES": "spiders_path",
+    "NEWSPIDER_MODULE": "spiders_path",
+}
+
+
 def suggest(key: str) -> str:
-    """" (did you mean 'workers'?)" for a mistyped key, or ""."""
+    """" (did you mean 'workers'?)" for a mistyped key or a Scrapy name, or ""."""
+    ours = SCRAPY_NAMES.get(key.upper())
+    if ours in SCHEMA:
+        return f" (did you mean {ours!r}? {key} is Scrapy's name for it)"
     close = difflib.get_close_matches(key, list(SCHEMA), n=1, cutoff=0.6)
     if not close and "." not in key:
         close = [n for n in SCHEMA if n.endswith("." + key)][:1]
@@ -360,5 +401,7 @@ def check_layer(layer: Mapping[str, Any], source: str) -> dict[str, Any]:
         try:
             out[key] = setting.check(value)
         except Invalid as e:
+            if e.whole:
+                raise ConfigError(f"{source}: {key}: {e}") from None
             raise ConfigError(f"{source}: {key} must be {e}, got {value!r}") from None
     return out

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from ..exceptions import CloseSpider
+from ..exceptions import CloseSpider, SpiderError
 from ..failure import Failure
 from ..http import Request
 from ..response import Response
@@ -34,6 +34,20 @@ class SpiderCode:
 
     def __init__(self, spider: Spider) -> None:
         self.spider = spider
+        self._names: dict[str, bool] = {}  # method name -> the spider has it
+        self._reported: set[str] = set()
+
+    def unknown_name(self, request: Request) -> str | None:
+        """The callback or errback name of ``request`` that the spider has no method
+        for, or None (callables and None are always fine)."""
+        for ref in (request.callback, request.errback):
+            if type(ref) is str:
+                known = self._names.get(ref)
+                if known is None:
+                    known = self._names[ref] = callable(getattr(self.spider, ref, None))
+                if not known:
+                    return ref
+        return None
 
     def method(self, ref: Callable[..., Any] | str | None, default: str | None) -> Callable[..., Any] | None:
         """The spider method ``ref`` names (or is), ``default`` when None."""
@@ -53,16 +67,25 @@ class SpiderCode:
         try:
             for r in requests:
                 if isinstance(r, Request):
+                    self._check_start(r)
                     r.depth = 0
                     starts.append(r)
                 else:
                     stats.error("bad-output")
                     log.error("start_requests yielded %s; expected a Request", type(r).__name__)
+        except SpiderError:
+            raise
         except Exception:
             stats.error("start-requests")
             log.exception("start_requests raised; continuing with the %d requests it gave",
                           len(starts))
         return starts
+
+    def _check_start(self, request: Request) -> None:
+        name = self.unknown_name(request)
+        if name is not None:
+            raise SpiderError(f"spider {self.spider.name}: start request {request.url} names "
+                              f"{name!r}, which {type(self.spider).__name__} has no method for")
 
     def callback(self, response: Response, produced: Produced) -> None:
         request = response.request
@@ -100,18 +123,31 @@ class SpiderCode:
             if isinstance(result, Request) or is_item(result):
                 result = (result,)
             for value in result:
-                _sort(value, produced, fn)
+                self._sort(value, produced, fn)
         except CloseSpider as e:
             produced.close_reason = e.reason or "closespider"
         except Exception:
             produced.callback_errors += 1
             log.exception("%s raised on %s", _name(fn), url)
 
+    def _sort(self, value: Any, produced: Produced, fn: Callable[..., Any]) -> None:
+        if type(value) is Request or isinstance(value, Request):
+            name = self.unknown_name(value)
+            if name is None:
+                produced.requests.append(value)
+                return
+            produced.errors["bad-callback"] = produced.errors.get("bad-callback", 0) + 1
+            if name not in self._reported:  # once per name, not once per request
+                self._reported.add(name)
+                log.error("%s yielded a request for %s naming %r, which %s has no method for; "
+                          "such requests are dropped", _name(fn), value.url, name,
+                          type(self.spider).__name__)
+        else:
+            _sort_other(value, produced, fn)
 
-def _sort(value: Any, produced: Produced, fn: Callable[..., Any]) -> None:
-    if type(value) is Request or isinstance(value, Request):
-        produced.requests.append(value)
-    elif is_item(value):
+
+def _sort_other(value: Any, produced: Produced, fn: Callable[..., Any]) -> None:
+    if is_item(value):
         produced.items.append(value)
     elif value is not None:
         produced.bad_outputs += 1

@@ -28,10 +28,9 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from requests.cookies import RequestsCookieJar
-
 from ..config import Settings
 from ..fetch.base import Fetcher
+from ..fetch.cookies import BoundedCookieJar
 from ..fetch.fetcher import FetchConfig, HttpFetcher
 from ..fetch.policy import FetchPolicy
 from ..fetch.politeness import Politeness
@@ -158,7 +157,7 @@ class Engine:
         config = FetchConfig.from_settings(self.settings.fetch, self.settings.politeness)
         if config.verify is False:
             log.warning("tls_verify is off: TLS certificates are not checked")
-        jar = RequestsCookieJar()  # one jar for every worker: a cookielib jar locks itself
+        jar = BoundedCookieJar()  # one jar for every worker: a cookielib jar locks itself
         return lambda index: HttpFetcher(config, jar, self.watchdog)
 
     def _start_workers(self) -> None:

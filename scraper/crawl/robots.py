@@ -48,6 +48,7 @@ class RobotsRules:
     parser: Protego | None
     why: str | None = None
     url: str = ""  # the robots.txt URL, which relative Sitemap lines are joined to
+    kind: str | None = None  # the host could not be reached: the error kind (dns, connection...)
 
     @classmethod
     def parse(cls, host: str, status: int | None, text: str | None) -> RobotsRules:
@@ -119,6 +120,9 @@ class RobotsGate:
     def refusal(self, request: Request) -> FetchError:
         """Why a BLOCKED request is not fetched."""
         rules = self.rules.get(request.host)
+        if rules is not None and rules.kind is not None:
+            # the host never answered: say what happened, not that robots.txt forbids it
+            return FetchError(f"{request.url}: {rules.why}", request=request, kind=rules.kind)
         why = rules.why if rules is not None and rules.why else f"robots.txt disallows {request.url}"
         return RobotsBlocked(why, request=request)
 
@@ -199,8 +203,11 @@ class RobotsGate:
                 return
             log.warning("%s/robots.txt: unavailable after %d tries (%s); not crawling that host",
                         host, failures, what)
+            unreachable = status is None and error is not None
             rules = RobotsRules(Protego.parse(_DISALLOW_ALL),
-                                why=f"{host}/robots.txt unavailable ({what}): host not crawled")
+                                why=(f"{host} unreachable ({what}): host not crawled" if unreachable
+                                     else f"{host}/robots.txt unavailable ({what}): host not crawled"),
+                                kind=error if unreachable else None)
             status, text = 200, _DISALLOW_ALL
         else:
             rules = RobotsRules.parse(host, status, text)

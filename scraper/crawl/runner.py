@@ -116,9 +116,12 @@ def check_crawl(cls: type[Spider], *, config: ConfigFile | None = None,
 
 def _new_spider(cls: type[Spider], spider_args: Mapping[str, str] | None) -> Spider:
     try:
-        return cls(**dict(spider_args or {}))
+        spider = cls(**dict(spider_args or {}))
     except Exception as e:
         raise SpiderError(f"spider {cls.name}: __init__ failed: {type(e).__name__}: {e}") from None
+    if spider_args:
+        _check_spider_attrs(spider, cls.name)  # -a start_urls=... replaced the class's list
+    return spider
 
 
 def backend_url(settings: Settings, job_dir: str | Path | None) -> str:
@@ -186,7 +189,11 @@ def build_crawl(cls: type[Spider], *, config: ConfigFile | None = None,
 
 
 def _check_spider_class(cls: type[Spider]) -> None:
-    name = cls.name
+    _check_spider_attrs(cls, cls.name)
+
+
+def _check_spider_attrs(spider: type[Spider] | Spider, name: str) -> None:
+    cls = spider
     for attr in ("start_urls", "allowed_domains", "handle_statuses"):
         value = getattr(cls, attr, None)
         if value is not None and (isinstance(value, str) or not isinstance(value, list | tuple)):
@@ -196,6 +203,6 @@ def _check_spider_class(cls: type[Spider]) -> None:
             raise SpiderError(f"spider {name}: start_urls[{i}] {url!r} is not an absolute "
                               "http(s) URL")
     for d in getattr(cls, "allowed_domains", None) or ():
-        if not isinstance(d, str) or "/" in d or not d.strip():
+        if not isinstance(d, str) or not d.strip() or any(c in d for c in "/:?# "):
             raise SpiderError(f"spider {name}: allowed_domains entry {d!r} must be a host name "
-                              "such as 'example.com'")
+                              "such as 'example.com', without a scheme, port or path")

@@ -25,6 +25,7 @@ from ..config import FetchSettings, PolitenessSettings
 from ..exceptions import ConnectionFailed, FetchError, FetchTimeout, ResponseTooLarge
 from ..http import Request, host_in_domains
 from ..response import Response
+from .cookies import MAX_HEADER_BYTES, cap_cookie_header, wire_cookies
 from .redirects import is_redirect
 from .watchdog import Watchdog
 
@@ -72,6 +73,13 @@ class _Adapter(HTTPAdapter):
     def init_poolmanager(self, *args: Any, **kw: Any) -> None:
         super().init_poolmanager(*args, **kw)
         self.poolmanager.pool_classes_by_scheme = _pool_classes(self._on_conn)
+
+    def add_headers(self, request: requests.PreparedRequest, **kw: Any) -> None:
+        """The last look at the headers before they are sent: the Cookie header (the
+        jar's and the request's cookies merged) is capped, see ``cap_cookie_header``."""
+        cookie = request.headers.get("Cookie")
+        if cookie is not None and len(cookie) > MAX_HEADER_BYTES:
+            request.headers["Cookie"] = cap_cookie_header(cookie)
 
     def proxy_manager_for(self, proxy: str, **kw: Any) -> Any:
         manager = super().proxy_manager_for(proxy, **kw)
@@ -183,7 +191,7 @@ class HttpFetcher:
         try:
             return self.session.request(
                 request.method, url, headers=request.headers, data=request.body,
-                cookies=dict(request.cookies) if request.cookies else None,
+                cookies=wire_cookies(request.cookies) if request.cookies else None,
                 allow_redirects=False, stream=True, proxies=dict(proxies) if proxies else None,
                 auth=tuple(auth) if auth else None,
                 timeout=(self.config.connect_timeout, self.config.read_timeout))

@@ -88,13 +88,16 @@ def _open_file(kind: str, path: str, spec: Mapping[str, Any], spider: str, overw
     if kind == "json":
         return JsonArrayOutput(path, overwrite)
     _check_fields(spec, path)
-    return CsvOutput(path, overwrite, spec.get("fields"))
+    return CsvOutput(path, overwrite, spec.get("fields"),
+                     formula_escape=spec.get("csv_formula_escape", True))
 
 
 def _check_fields(spec: Mapping[str, Any], path: object) -> None:
     fields = spec.get("fields")
     if fields is not None and (not isinstance(fields, list) or not all(isinstance(f, str) for f in fields)):
         raise ConfigError(f"output {path}: fields must be a list of column names")
+    if not isinstance(spec.get("csv_formula_escape", True), bool):
+        raise ConfigError(f"output {path}: csv_formula_escape must be true or false")
 
 
 def check_output(spec: Mapping[str, Any], spider: str, *, stream: bool = False) -> None:

@@ -1,4 +1,8 @@
-"""CSV with a header row."""
+"""CSV with a header row, spreadsheet-safe by default: a text cell that a spreadsheet
+would run as a formula (one beginning with ``=``, ``+``, ``-``, ``@``, a tab or a
+carriage return, OWASP's list) is written with a leading ``'``, so opening a
+crawled file cannot run what a page put in it; ``csv_formula_escape: false``
+writes values verbatim. Numbers are never escaped."""
 
 from __future__ import annotations
 
@@ -20,7 +24,8 @@ class CsvOutput(FileOutput):
     """CSV with a header row. Columns come from ``fields``, else from the existing header,
     else from the first item; a key that is not a column is dropped with one warning."""
 
-    def __init__(self, path: str, overwrite: bool, fields: list[str] | None) -> None:
+    def __init__(self, path: str, overwrite: bool, fields: list[str] | None,
+                 formula_escape: bool = True) -> None:
         existing: list[str] | None = None
         if not overwrite and os.path.isfile(path) and os.path.getsize(path) > 0:
             with open(path, encoding="utf-8", newline="") as f:
@@ -30,6 +35,7 @@ class CsvOutput(FileOutput):
         self._buffer = io.StringIO()
         self._writer = csv.writer(self._buffer)
         self._warned: set[str] = set()
+        self._cell = _safe_cell if formula_escape else _cell
         if self.fields and not existing:
             self._row(self.fields)
 
@@ -42,7 +48,8 @@ class CsvOutput(FileOutput):
             self._warned.add(key)
             log.warning("output %s: item key %r is not a column (columns: %s); its values are "
                         "not written", self.path, key, ", ".join(self.fields))
-        self._row([_cell(item.get(k)) for k in self.fields])
+        cell = self._cell
+        self._row([cell(item.get(k)) for k in self.fields])
 
     def _row(self, row: list[Any]) -> None:
         self._writer.writerow(row)
@@ -57,3 +64,13 @@ def _cell(value: Any) -> Any:
     if isinstance(value, str | int | float):
         return value
     return scalar_or_json(value)
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _safe_cell(value: Any) -> Any:
+    out = _cell(value)
+    if isinstance(out, str) and out.startswith(_FORMULA_START):
+        return "'" + out
+    return out
