@@ -439,3 +439,60 @@ def test_without_a_terminal_progress_is_a_periodic_log_line(project, site):
     lines = [line for line in r.stderr.splitlines() if "progress: pages" in line]
     assert lines and " INFO " in lines[0] and "\r" not in r.stderr
     assert r.stdout == ""
+
+
+# -- issue 12: what a new user could not see ----------------------------------
+def test_each_final_failure_is_logged_at_info_and_listed_in_the_summary(project, shop_site):
+    result = run_cli("run", "shop", "-a", f"base_url={shop_site.url}/", "-o", "out.jsonl",
+                     "--summary", "s.json", cwd=project)
+    assert result.returncode == 0, result.stderr
+    missing = f"{shop_site.url}/missing"
+    assert f"failed: {missing} (http-404, HTTP 404)" in result.stderr
+    summary = json.loads((project / "s.json").read_text())
+    assert summary["errors"] == {"http-404": 1}
+    assert summary["failures"] == {"http-404": [{"url": missing, "status": 404}]}
+
+
+def test_items_with_nowhere_to_go_are_reported_once(project, shop_site):
+    result = run_cli("run", "shop", "-a", f"base_url={shop_site.url}/", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("items are discarded: no output is configured") == 1
+    kept = run_cli("run", "shop", "-a", f"base_url={shop_site.url}/", "-o", "o.jsonl", cwd=project)
+    assert "items are discarded" not in kept.stderr
+
+
+def test_log_lines_do_not_garble_the_live_progress_line(project, site):
+    import pty
+
+    # slow pages keep the live line on screen; failures are logged (INFO) while it is
+    links = [f"/p{i}" for i in range(8)] + [f"/gone{i}" for i in range(8)]
+    site.route("/", page(*links))
+    for i in range(8):
+        site.route(f"/p{i}", Reply(page(), delay=0.3))
+        site.route(f"/gone{i}", Reply("gone", status=404, delay=0.3))
+    master, slave = pty.openpty()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    p = subprocess.Popen([sys.executable, "-m", "scraper", "run", "shop", "-a",
+                          f"base_url={site.url}/"], cwd=project, env=env, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=slave)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    p.wait(timeout=30)
+    os.close(master)
+    text = b"".join(chunks).decode(errors="replace").replace("\r\n", "\n")
+    assert p.returncode == 0
+    # what a terminal shows of each line is what follows its last carriage return
+    shown = [line.rsplit("\r", 1)[-1] for line in text.split("\n")]
+    failed = [line for line in shown if "failed: " in line]
+    assert len(failed) == 8, text
+    for line in failed:
+        assert line.startswith("\x1b[K") and "pages/s" not in line, repr(line)
+    assert any(line.startswith("\x1b[Kpages ") for line in shown), text

@@ -218,3 +218,20 @@ def test_overwrite_applies_only_to_a_fresh_job(catalog, tmp_path):
     args[-1] = "max_pages=9"
     assert run_cli(*args, cwd=project).returncode == 0
     assert len((project / "fresh.jsonl").read_text().splitlines()) == 9
+
+
+def test_counters_keep_counting_after_a_resume(catalog, tmp_path):
+    # issue 12: after a --job-dir resume the `filtered` counters froze, because
+    # Stats.restore() replaced the Counters that admission still held
+    project = _project(tmp_path)
+    first = run_cli(*_cmd(catalog, "-s", "max_pages=20", "--summary", "s1.json")[3:], cwd=project)
+    assert first.returncode == 0, first.stderr
+    s1 = json.loads((project / "s1.json").read_text())
+    assert s1["reason"] == "max_pages"
+    second = run_cli(*_cmd(catalog, "--summary", "s2.json")[3:], cwd=project)
+    assert second.returncode == 0, second.stderr
+    s2 = json.loads((project / "s2.json").read_text())
+    assert s2["reason"] == "finished" and s2["pages"] == 133
+    # every page links back to "/" and its section: 133 pages give far more duplicates
+    # than the first 20 did, and the job's totals carry on from the first run's
+    assert s2["filtered"]["duplicate"] > s1["filtered"]["duplicate"] + 100

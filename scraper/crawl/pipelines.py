@@ -60,6 +60,8 @@ class PipelineChain:
         self.dropped = 0
         self.errors = 0
         self._opened: list[Any] = []
+        # nothing keeps an item: say so once, at the first one, not after a long crawl
+        self._discarding = not outputs and not pipelines
 
     def open(self, spider: Spider) -> None:
         for p in self.pipelines:
@@ -87,6 +89,10 @@ class PipelineChain:
                           type(p).__name__)
                 return None
         record = item_to_dict(item)
+        if self._discarding:
+            self._discarding = False
+            log.warning("items are discarded: no output is configured (-o FILE, or outputs: "
+                        "in config.yaml) and no pipeline keeps them")
         for output in self.outputs:
             output.write(record)
         return record

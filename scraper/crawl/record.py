@@ -98,7 +98,9 @@ class Recorder:
 
     def _failed(self, request: Request, decision: Fail, batch: Batch) -> None:
         kind = decision.error.kind
-        self.stats.errors[kind] += 1
+        status = decision.response.status if decision.response is not None else None
+        self.stats.failure(kind, request.url, status)
+        log.info("failed: %s (%s%s)", request.url, kind, f", HTTP {status}" if status else "")
         if not decision.dead:
             return
         self.stats.dead += 1

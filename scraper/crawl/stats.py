@@ -13,7 +13,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Stats"]
+__all__ = ["FAILURES_KEPT", "Stats"]
+
+FAILURES_KEPT = 10
 
 
 def _iso(ts: float) -> str:
@@ -29,6 +31,11 @@ def _cluster_summary(flat: dict[str, int]) -> dict[str, Any]:
                       if k.startswith(group + ":") and v}
     out["errors_total"] = sum(out["errors"].values())
     return out
+
+
+def _refill(counter: Counter[Any], values: dict[Any, int]) -> None:
+    counter.clear()
+    counter.update(values)
 
 
 @dataclass
@@ -52,9 +59,18 @@ class Stats:
     errors: Counter[str] = field(default_factory=Counter)
     statuses: Counter[int] = field(default_factory=Counter)
     filtered: Counter[str] = field(default_factory=Counter)
+    # the first FAILURES_KEPT final failures of each kind: which URLs, not just how many
+    failures: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def error(self, kind: str, n: int = 1) -> None:
         self.errors[kind] += n
+
+    def failure(self, kind: str, url: str, status: int | None) -> None:
+        """A request that failed for good: counted, and kept among its kind's first few."""
+        self.errors[kind] += 1
+        kept = self.failures.setdefault(kind, [])
+        if len(kept) < FAILURES_KEPT:
+            kept.append({"url": url, "status": status} if status else {"url": url})
 
     @property
     def duration(self) -> float:
@@ -79,6 +95,7 @@ class Stats:
             "errors": dict(sorted(self.errors.items())),
             "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
             "filtered": dict(sorted(self.filtered.items())),
+            "failures": {k: list(v) for k, v in sorted(self.failures.items())},
             "started": _iso(self.first_started or self.started),
             "finished": _iso(self.finished or time.time()),
             "duration_s": round(self.duration, 3),
@@ -123,6 +140,7 @@ class Stats:
             "bytes": self.bytes, "retries": self.retries, "dead": self.dead,
             "errors": dict(self.errors), "statuses": {str(k): v for k, v in self.statuses.items()},
             "filtered": dict(self.filtered), "elapsed": self.duration,
+            "failures": self.failures,
             "first_started": self.first_started or self.started,
         }
 
@@ -130,9 +148,11 @@ class Stats:
         """Continue counting from a snapshot of an earlier run of the same job."""
         for key in ("pages", "items", "requests", "bytes", "retries", "dead"):
             setattr(self, key, int(snap.get(key, 0)))
-        self.errors = Counter(snap.get("errors", {}))
-        self.statuses = Counter({int(k): v for k, v in snap.get("statuses", {}).items()})
-        self.filtered = Counter(snap.get("filtered", {}))
+        # in place: admission, the recorder and the cluster hold these very Counters
+        _refill(self.errors, snap.get("errors", {}))
+        _refill(self.statuses, {int(k): v for k, v in snap.get("statuses", {}).items()})
+        _refill(self.filtered, snap.get("filtered", {}))
+        self.failures = {k: list(v) for k, v in (snap.get("failures") or {}).items()}
         self.elapsed_before = float(snap.get("elapsed", 0.0))
         self.first_started = snap.get("first_started")
 
