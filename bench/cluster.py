@@ -41,7 +41,7 @@ class Tree(Spider):
         yield Request(self.base_url + "/n/0")
 
     def parse(self, response):
-        yield {"url": response.url, "title": response.xpath("string(//title)")}
+        yield {"url": response.url, "title": response.xpath("string(//title)").get()}
         yield from response.follow_all(response.links())
 '''
 

@@ -14,10 +14,12 @@ from typing import TYPE_CHECKING, Any
 from .version import __version__
 
 if TYPE_CHECKING:
-    from .exceptions import (CloseSpider, ConfigError, DropItem, FetchError, ScraperError,
-                             SpiderNotFound, StorageError)
+    from .crawlspider import CrawlSpider, Rule
+    from .exceptions import (CloseSpider, ConfigError, DropItem, FetchError, IgnoreRequest,
+                             ScraperError, SpiderNotFound, StorageError)
     from .failure import Failure
     from .http import Request
+    from .links import Link, LinkExtractor
     from .response import Response
     from .sitemap import SitemapSpider
     from .spider import Spider
@@ -27,16 +29,23 @@ _WHERE = {
     "FetchError": "exceptions", "ScraperError": "exceptions", "SpiderNotFound": "exceptions",
     "StorageError": "exceptions", "Failure": "failure", "Request": "http",
     "Response": "response", "SitemapSpider": "sitemap", "Spider": "spider",
+    "CrawlSpider": "crawlspider", "Rule": "crawlspider", "Link": "links",
+    "LinkExtractor": "links", "IgnoreRequest": "exceptions",
 }
 
 __all__ = [
     "CloseSpider",
     "ConfigError",
+    "CrawlSpider",
     "DropItem",
     "Failure",
     "FetchError",
+    "IgnoreRequest",
+    "Link",
+    "LinkExtractor",
     "Request",
     "Response",
+    "Rule",
     "ScraperError",
     "SitemapSpider",
     "Spider",

@@ -10,13 +10,17 @@
     │   ├── ResponseTooLarge      body over max_response_size      (kind "too-large")
     │   ├── RobotsBlocked         disallowed by robots.txt          (kind "robots")
     │   └── HttpError             a final status a callback does not handle (kind "http-404", ...)
-    └── StorageError              a backend or an output store failed (exit 1)
-        ├── StorageUnusable       its location cannot be used: bad URL, unwritable dir (exit 2)
-        ├── StorageLocked         another process holds it (exit 2)
-        └── NotSupported          the backend does not do that (push on memory://) (exit 2)
+    ├── StorageError              a backend or an output store failed (exit 1)
+    │   ├── StorageUnusable       its location cannot be used: bad URL, unwritable dir,
+    │   │                         a job.sqlite that is not a database (exit 2)
+    │   ├── StorageLocked         another process holds it (exit 2)
+    │   └── NotSupported          the backend does not do that (push on memory://) (exit 2)
+    └── BadItem                   an item no output can write as it is (a NUL in a key, too
+                                  many columns, text that is not Unicode): skipped, counted
 
-Control flow, not errors: DropItem (a pipeline discards an item) and CloseSpider
-(a callback ends the crawl gracefully).
+Control flow, not errors: DropItem (a pipeline discards an item), CloseSpider
+(a callback ends the crawl gracefully) and IgnoreRequest (a middleware drops a
+request: kind "ignored").
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ if TYPE_CHECKING:
     from .response import Response
 
 __all__ = [
+    "BadItem",
     "CloseSpider",
     "ConfigError",
     "ConnectionFailed",
@@ -35,6 +40,7 @@ __all__ = [
     "FetchError",
     "FetchTimeout",
     "HttpError",
+    "IgnoreRequest",
     "ResponseTooLarge",
     "RobotsBlocked",
     "ScraperError",
@@ -84,6 +90,12 @@ class StorageLocked(StorageError):
 
 class NotSupported(StorageError):
     """The backend cannot do what was asked (``push`` into an in-memory crawl)."""
+
+
+class BadItem(ScraperError):
+    """An output cannot write this item because of what it holds (a key with a NUL, more
+    columns than SQLite allows, a string with a lone surrogate...). Raised before anything
+    is written to any output; the crawl skips the item and counts it as ``bad-item``."""
 
 
 class FetchError(ScraperError):
@@ -143,3 +155,8 @@ class CloseSpider(Exception):
     def __init__(self, reason: str = "closespider") -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class IgnoreRequest(Exception):
+    """Raised by a middleware hook to drop a request: it is not fetched (or its response
+    not handled); its errback runs with kind ``ignored``."""

@@ -6,12 +6,19 @@ A Request is built for every link a spider follows, so its constructor is kept
 to plain attribute stores on the common path (a GET with no body); everything
 costly (canonical URL, fingerprint, host key) is computed lazily, once, and
 only for requests that survive the cheap duplicate check in the engine.
+
+The URL is checked at construction (scheme, host, port: ``url_problem``), so a
+spider author gets the ValueError at the line that made the request, and a
+malformed URL never reaches the coordinator, whose canonicalisation would choke
+on it. The common shape (``http://host/path``, ASCII) is recognised by one regex
+match; only other URLs are parsed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json as jsonlib
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -19,10 +26,22 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from w3lib.url import canonicalize_url
 
 __all__ = ["Request", "canonical_url", "decode_request", "encode_request", "fingerprint",
-           "host_in_domains", "host_key"]
+           "host_in_domains", "host_key", "url_problem"]
 
 _SCHEMES = ("http://", "https://")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# The common shape of a URL, accepted without parsing: lower-case http(s), a host name
+# or IPv4 address that does not start with a dot, an optional port 0-65535, then the
+# end or a path, query or fragment. Anything else is parsed by ``url_problem``.
+_PLAIN_URL = re.compile(
+    r"https?://[A-Za-z0-9_~-][A-Za-z0-9._~-]*"
+    r"(?::(?:[1-5]?\d{1,4}|6[0-4]\d{3}|65[0-4]\d\d|655[0-2]\d|6553[0-5]))?(?=[/?#]|\Z)")
+# WHATWG's forbidden host and domain code points, and C1 controls, which IDNA refuses
+# (an IPv6 address in brackets is checked by urlsplit instead): a host with one of
+# these cannot be looked up
+_FORBIDDEN_IN_HOST = re.compile(r"[\x00-\x20#%/:<>?@\[\\\]^|\x7f-\x9f]")
+# stands in for a URL that ``Request.unchecked`` keeps as given
+_PLACEHOLDER_URL = "http://unchecked.invalid/"
 
 
 def _checked_cookies(cookies: Mapping[str, Any]) -> dict[str, str]:
@@ -71,7 +90,7 @@ class Request:
         dont_filter: bool = False,
         errback: Callable[..., Any] | str | None = None,
     ) -> None:
-        if type(url) is not str or not url.startswith(_SCHEMES):
+        if type(url) is not str or _PLAIN_URL.match(url) is None or not url.isascii():
             url = _check_url(url)
         self.url = url
         self.callback = callback
@@ -146,6 +165,23 @@ class Request:
         new.depth = self.depth
         return new
 
+    @classmethod
+    def unchecked(cls, url: str, callback: Callable[..., Any] | str | None = None,
+                  **kwargs: Any) -> Request:
+        """A Request that keeps ``url`` as given even when it is malformed: for URLs
+        the framework reads from lists (``start_urls``, ``sitemap_urls``, sitemaps, a
+        stored frontier), where one bad entry must be skipped and counted as
+        ``bad-url`` when the crawl admits it, not end the list with a ValueError.
+        (``params`` would be lost on a malformed URL: lists have none.)"""
+        try:
+            return cls(url, callback, **kwargs)
+        except ValueError:
+            if not isinstance(url, str):
+                raise
+            request = cls(_PLACEHOLDER_URL, callback, **kwargs)
+            request.url = url
+            return request
+
     def __repr__(self) -> str:
         return f"<{self.method} {self.url}>"
 
@@ -179,11 +215,13 @@ class Request:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Request:
-        """The inverse of ``to_dict``; callbacks come back as method names."""
-        r = cls(d["url"], d.get("callback"), method=d.get("method", "GET"),
-                headers=d.get("headers"), cookies=d.get("cookies"), meta=d.get("meta"),
-                cb_kwargs=d.get("cb_kwargs"), priority=d.get("priority", 0),
-                dont_filter=d.get("dont_filter", False), errback=d.get("errback"))
+        """The inverse of ``to_dict``; callbacks come back as method names. The URL is
+        not checked again: a stored request was admitted once, and one stored by an
+        older version that no longer passes must fail as a fetch, not stop the crawl."""
+        r = cls.unchecked(d["url"], d.get("callback"), method=d.get("method", "GET"),
+                          headers=d.get("headers"), cookies=d.get("cookies"), meta=d.get("meta"),
+                          cb_kwargs=d.get("cb_kwargs"), priority=d.get("priority", 0),
+                          dont_filter=d.get("dont_filter", False), errback=d.get("errback"))
         if "body" in d:
             r.body = d["body"].encode("latin-1")
         r.depth = d.get("depth", 0)
@@ -192,13 +230,55 @@ class Request:
 
 
 def _check_url(url: object) -> str:
+    """``url`` with outer spaces stripped and the scheme lower-cased; TypeError or
+    ValueError naming it when it is not an absolute http(s) URL with a valid host and port."""
     if not isinstance(url, str):
         raise TypeError(f"Request url must be a str, not {type(url).__name__}: {url!r}")
     stripped = url.strip()
-    if stripped[:8].lower().startswith(_SCHEMES):
-        scheme, sep, rest = stripped.partition("://")
-        return scheme.lower() + sep + rest
-    raise ValueError(f"Request url must be an absolute http(s) URL: {url!r}")
+    if not stripped[:8].lower().startswith(_SCHEMES):
+        raise ValueError(f"Request url must be an absolute http(s) URL: {url!r}")
+    scheme, sep, rest = stripped.partition("://")
+    checked = scheme.lower() + sep + rest
+    problem = url_problem(checked)
+    if problem is not None:
+        raise ValueError(f"Request url {url!r} is malformed: {problem}")
+    return checked
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be requested, or None when it is an absolute http(s) URL with a
+    host, a valid port (0-65535) and text that encodes to UTF-8. Cheap for the common
+    shape (one regex match); other URLs are parsed."""
+    if _PLAIN_URL.match(url) is not None and url.isascii():
+        return None
+    if not url.startswith(_SCHEMES):
+        return "not an absolute http(s) URL"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not 0-65535
+    except ValueError as e:  # "Invalid IPv6 URL", "Port could not be cast to integer ..."
+        return str(e)
+    problem = _host_problem(parts.hostname, parts.netloc)
+    if problem is not None:
+        return problem
+    if not url.isascii():
+        try:
+            url.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: no byte sequence to send
+            return "it has text that cannot be encoded (a lone surrogate)"
+    return None
+
+
+def _host_problem(host: str | None, netloc: str) -> str | None:
+    if not host:
+        return "no host"
+    if "[" in netloc:  # urlsplit checked that an IPv6 address is one; IPvFuture is not
+        return None if ":" in host else f"[{host}] is not an IPv6 address"
+    if _FORBIDDEN_IN_HOST.search(host):
+        return f"the host {host!r} has a character no host name may have"
+    if host[0] in ".*":
+        return f"the host {host!r} has an empty first label"
+    return None
 
 
 def canonical_url(url: str) -> str:

@@ -1,5 +1,6 @@
 """Finds Spider subclasses in ``spiders_path`` (a directory or an importable package)
-and imports dotted paths (pipelines); duplicate spider names are an error."""
+and imports dotted paths (pipelines, middlewares) and builds them from their specs;
+duplicate spider names are an error."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import importlib.util
 import inspect
 import pkgutil
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -16,7 +18,7 @@ from typing import Any
 from .exceptions import ConfigError, SpiderError, SpiderNotFound
 from .spider import Spider
 
-__all__ = ["find_spiders", "import_object", "load_spider"]
+__all__ = ["build_instance", "find_spiders", "import_object", "load_spider"]
 
 
 def _import(name: str, origin: str) -> ModuleType:
@@ -135,3 +137,19 @@ def import_object(path: str, what: str) -> Any:
         return getattr(module, attr)
     except AttributeError:
         raise ConfigError(f"{what} {path!r}: {module_name} has no {attr!r}") from None
+
+
+def build_instance(spec: Mapping[str, Any], what: str) -> Any:
+    """An instance of the class a ``{class: dotted.path, **options}`` spec names, the
+    options passed as keyword arguments; ConfigError names ``what`` and the path."""
+    path = spec["class"]
+    cls = import_object(path, what)
+    if not inspect.isclass(cls):
+        raise ConfigError(f"{what} {path!r}: is not a class")
+    options = {k: v for k, v in spec.items() if k != "class"}
+    try:
+        return cls(**options)
+    except TypeError as e:
+        raise ConfigError(f"{what} {path!r}: cannot be built with options {options}: {e}") from None
+    except Exception as e:
+        raise ConfigError(f"{what} {path!r}: constructor failed: {type(e).__name__}: {e}") from None

@@ -11,13 +11,33 @@ from .http import Request
 if TYPE_CHECKING:
     from .response import Response
 
-__all__ = ["Crawler", "Spider"]
+__all__ = ["CrawlStats", "Crawler", "Spider"]
+
+
+class CrawlStats(Protocol):
+    """What ``spider.stats`` offers: custom counters, shown in the run summary."""
+
+    def inc(self, name: str, n: int = 1) -> None: ...
 
 
 class Crawler(Protocol):
     """What a running crawl offers its spider (``spider.crawler``, set before ``opened``)."""
 
+    @property
+    def stats(self) -> CrawlStats: ...
+
     def sitemaps_for(self, url: str) -> list[str]: ...
+
+
+class _LooseCounters:
+    """``spider.stats`` outside a crawl (a callback called from a test or a command): it
+    counts, so spider code runs the same, but nothing shows the counts."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def inc(self, name: str, n: int = 1) -> None:
+        self.counts[name] = self.counts.get(name, 0) + n
 
 
 _LIST_ARGS = frozenset({"start_urls", "allowed_domains"})
@@ -32,6 +52,10 @@ class Spider:
         allowed_domains: optional; links to other hosts are dropped (subdomains allowed).
         custom_settings: optional; overrides config.yaml for this spider.
         handle_statuses: non-2xx statuses that still reach callbacks.
+        item_class: optional; a dataclass, attrs class or pydantic model that dict items
+            must fit (they are made into instances of it; one that does not fit is
+            counted as ``invalid-item`` and not written).
+        default_callback: the method a request without a callback goes to (``parse``).
     """
 
     name: ClassVar[str] = ""
@@ -39,6 +63,10 @@ class Spider:
     allowed_domains: ClassVar[list[str]] = []
     custom_settings: ClassVar[dict[str, Any]] = {}
     handle_statuses: ClassVar[list[int]] = []
+    # CrawlSpider's is "_parse", as in Scrapy, so that its rules still apply to start
+    # pages when a subclass overrides parse
+    default_callback: ClassVar[str] = "parse"
+    item_class: ClassVar[type | None] = None
 
     settings: Mapping[str, Any]
     crawler: Crawler | None = None
@@ -55,6 +83,18 @@ class Spider:
         """A logger named after the spider (works even if a subclass skips super().__init__)."""
         return logging.getLogger(self.name or type(self).__name__)
 
+    @property
+    def stats(self) -> CrawlStats:
+        """The crawl's counters (from ``opened()`` on): ``self.stats.inc(name, n=1)`` adds
+        to a custom counter shown in the summary and its JSON (``custom``)."""
+        crawler = self.crawler
+        if crawler is not None:
+            return crawler.stats
+        loose = self.__dict__.get("_loose_stats")
+        if loose is None:
+            loose = self.__dict__["_loose_stats"] = _LooseCounters()
+        return loose
+
     def sitemaps_for(self, url: str) -> list[str]:
         """The Sitemap URLs the robots.txt of ``url``'s host declares (empty when that
         robots.txt is not known: not fetched yet, or ``obey_robots`` is off)."""
@@ -62,9 +102,11 @@ class Spider:
         return crawler.sitemaps_for(url) if crawler is not None else []
 
     def start_requests(self) -> Iterable[Request]:
-        """The first requests: by default one GET per URL of ``start_urls``."""
+        """The first requests: by default one GET per URL of ``start_urls`` (a malformed
+        one is skipped and counted as ``bad-url`` by the crawl, not a ValueError that
+        ends the list)."""
         for url in self.start_urls:
-            yield Request(url)
+            yield Request.unchecked(url)
 
     def parse(self, response: Response) -> Any:
         """The default callback; yield items and Requests."""

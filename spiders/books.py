@@ -15,16 +15,14 @@ class BooksSpider(Spider):
         yield Request(self.base_url)
 
     def parse(self, response):
-        for link in response.css("article.product_pod h3 a"):
-            yield response.follow(link, callback=self.parse_book)
-        for nxt in response.css("li.next a"):
-            yield response.follow(nxt)
+        yield from response.follow_all(css="article.product_pod h3 a", callback=self.parse_book)
+        yield from response.follow_all(css="li.next a")
 
     def parse_book(self, response):
         yield {
-            "title": response.css("div.product_main h1")[0].text_content().strip(),
-            "price": response.css("p.price_color")[0].text_content().strip(),
-            "in_stock": "In stock" in response.css("p.availability")[0].text_content(),
-            "upc": response.xpath("string(//th[.='UPC']/following-sibling::td)"),
+            "title": response.css("div.product_main h1::text").get("").strip(),
+            "price": response.css("p.price_color::text").get("").strip(),
+            "in_stock": "In stock" in response.css("p.availability::text").get(""),
+            "upc": response.xpath("//th[.='UPC']/following-sibling::td/text()").get(),
             "url": response.url,
         }

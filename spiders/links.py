@@ -20,7 +20,7 @@ class LinksSpider(Spider):
         self.allowed_domains = [urlsplit(self.base_url).hostname]
 
     def parse(self, response):
-        titles = response.xpath("//title/text()")
-        yield {"url": response.url, "title": titles[0].strip() if titles else None,
+        title = response.css("title::text").get()
+        yield {"url": response.url, "title": title.strip() if title is not None else None,
                "depth": response.depth}
         yield from response.follow_all(response.links())

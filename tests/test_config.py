@@ -194,7 +194,8 @@ def test_unknown_key_read_from_settings_suggests_the_nearest():
     ("workers", 0), ("workers", "four"), ("workers", 2.5), ("workers", True),
     ("per_host_workers", -1), ("max_pages", 0), ("max_items", "ten"), ("max_depth", -1),
     ("max_duration", 0), ("delay", -0.5), ("delay", "1s"), ("obey_robots", "false"),
-    ("obey_robots", 1), ("user_agent", ""), ("user_agent", 5), ("timeout", 0), ("timeout", [5]),
+    ("obey_robots", 1), ("user_agent", ""), ("user_agent", 5), ("user_agent", "Львів-bot"),
+    ("user_agent", "bot\r\nX-Injected: 1"), ("timeout", 0), ("timeout", [5]),
     ("timeout", [5, 0]), ("timeout", "30"), ("timeout", [1, 2, 3]), ("max_response_size", 0),
     ("max_response_size", "ten MB"), ("max_response_size", "10 XB"), ("max_response_size", -5),
     ("retry.attempts", 0), ("retry.statuses", [99]), ("retry.statuses", "500"),
@@ -207,7 +208,10 @@ def test_bad_value_names_source_key_and_value(key, value):
         merge_settings(("/p/config.yaml", {key: value}))
     msg = str(info.value)
     assert msg.startswith(f"/p/config.yaml: {key} must be ")
-    assert msg.endswith(f", got {value!r}")
+    if key == "headers":  # may hold a token: the value is never echoed (issue 13)
+        assert "X: 1" not in msg
+    else:
+        assert msg.endswith(f", got {value!r}")
 
 
 def test_bad_cli_value_names_the_flag():

@@ -1202,7 +1202,7 @@ def test_a_request_naming_a_missing_callback_is_dropped_and_counted_once(site, c
     assert len(items) == 1 and site.count("/p0") == 0
     assert stats.errors == {"bad-callback": 5}
     named = [r for r in caplog.records if "'parse_itme'" in r.getMessage()]
-    assert len(named) == 1 and "no method" in named[0].getMessage()
+    assert len(named) == 1 and "not a callback method" in named[0].getMessage()
 
 
 def test_a_start_request_naming_a_missing_method_fails_the_start(tmp_path, site):
@@ -1218,3 +1218,208 @@ def test_a_start_request_naming_a_missing_method_fails_the_start(tmp_path, site)
     assert r.returncode == 2, r.stderr
     assert "'on_eror'" in r.stderr and "Traceback" not in r.stderr
     assert site.count("/") == 0
+
+
+# -- malformed and over-long URLs never end a crawl (issue 12) --------------------------
+def test_malformed_links_are_skipped_counted_and_the_good_ones_fetched(site, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG, logger="scraper")
+    site.route("/", page("/a", "http://[example.org/x", "http://host:notaport/", "/b"))
+    site.route("/a", page("/c", "http://host:notaport/"))
+    site.route("/b", page())
+    site.route("/c", page())
+
+    class S(Spider):
+        name = "badlinks"
+        start_urls = [site.url + "/"]
+
+        def parse(self, response):
+            for url in response.links():
+                yield Request(url)
+
+    stats, _ = crawl(S)
+    assert stats.reason == "finished"
+    assert stats.errors == {"bad-url": 3}  # once per page it is on
+    assert {p: site.count(p) for p in ("/a", "/b", "/c")} == {"/a": 1, "/b": 1, "/c": 1}
+    logged = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG)
+    assert "http://[example.org/x" in logged and "http://host:notaport/" in logged
+
+
+def test_follow_all_of_malformed_links_is_counted_and_the_crawl_goes_on(site):
+    site.route("/", page("/a", "http://[example.org/x", "http://host:99999/"))
+    site.route("/a", page())
+
+    class S(Spider):
+        name = "followall"
+        start_urls = [site.url + "/"]
+
+        def parse(self, response):
+            yield from response.follow_all(response.css("a"))
+
+    stats, _ = crawl(S)
+    assert (stats.reason, stats.errors, site.count("/a")) == ("finished", {"bad-url": 2}, 1)
+
+
+def test_a_callback_making_a_request_of_a_malformed_url_is_a_callback_error(site):
+    site.route("/", page("/a"))
+    site.route("/a", page())
+
+    class S(Spider):
+        name = "makesbad"
+        start_urls = [site.url + "/"]
+
+        def parse(self, response):
+            yield {"page": response.url}
+            yield from response.follow_all(response.links())
+            yield Request("http://[example.org/x")  # ValueError here, at the spider's line
+
+    stats, items = crawl(S)
+    assert stats.reason == "finished"
+    assert stats.errors == {"callback": 2}  # both pages raised after yielding
+    assert len(items) == 2 and site.count("/a") == 1
+
+
+def test_a_request_whose_url_is_made_malformed_after_construction_is_counted(site):
+    # the coordinator does not trust the constructor alone: nothing it cannot parse or
+    # canonicalise ends the crawl
+    site.route("/", page("/a"))
+    site.route("/a", page())
+
+    class S(Spider):
+        name = "mutates"
+        start_urls = [site.url + "/"]
+
+        def parse(self, response):
+            if response.url != site.url + "/":
+                return
+            for url, bad in (("/a", None), ("/b", "http://[example.org/x"),
+                             ("/c", "http://host:notaport/"), ("/d", "http://h/\ud800")):
+                r = response.follow(url)
+                if bad is not None:
+                    r.url = bad
+                yield r
+
+    stats, _ = crawl(S)
+    assert (stats.reason, stats.errors, site.count("/a")) == ("finished", {"bad-url": 3}, 1)
+
+
+def test_malformed_start_urls_are_skipped_counted_and_the_others_fetched(site):
+    site.route("/a", page())
+    site.route("/b", page())
+
+    class S(Spider):
+        name = "badstarts"
+        start_urls = ["http://[example.org/x", site.url + "/a", "http:///no-host",
+                      "http://host:notaport/", site.url + "/b"]
+
+        def parse(self, response):
+            yield {"url": response.url}
+
+    stats, items = crawl(S)
+    assert stats.reason == "finished"
+    assert stats.errors == {"bad-url": 3}
+    assert sorted(i["url"] for i in items) == [site.url + "/a", site.url + "/b"]
+
+
+def test_malformed_start_urls_do_not_break_a_job_dir(site, tmp_path):
+    # a job fingerprints its start requests before admission: bad ones must be gone by then
+    site.route("/a", page())
+
+    class S(Spider):
+        name = "badstartsjob"
+        start_urls = ["http://host:notaport/", site.url + "/a"]
+
+        def parse(self, response):
+            yield {"url": response.url}
+
+    stats, items = crawl(S, job_dir=tmp_path / "job")
+    assert (stats.reason, stats.errors, len(items)) == ("finished", {"bad-url": 1}, 1)
+
+
+def test_sitemap_and_robots_entries_with_malformed_urls_are_skipped_and_counted(site):
+    from scraper import SitemapSpider
+
+    u = site.url
+    site.route("/robots.txt", f"Sitemap: http://[example.org/s.xml\nSitemap: {u}/s.xml\n",
+               content_type="text/plain")
+    locs = "".join(f"<url><loc>{x}</loc></url>" for x in (
+        f"{u}/p1", "http://host:notaport/p", "http://[example.org/p", f"{u}/p2"))
+    site.route("/s.xml", '<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/'
+                         f'schemas/sitemap/0.9">{locs}</urlset>', content_type="application/xml")
+    site.route("/p1", page())
+    site.route("/p2", page())
+
+    class S(SitemapSpider):
+        name = "badsitemap"
+        sitemap_urls = [u + "/robots.txt", "http://[example.org/sitemap.xml"]
+
+        def parse(self, response):
+            yield {"url": response.url}
+
+    stats, items = crawl(S)
+    assert stats.reason == "finished"
+    assert stats.errors == {"bad-url": 4}  # one start URL, one robots line, two locs
+    assert sorted(i["url"] for i in items) == [u + "/p1", u + "/p2"]
+
+
+def test_a_redirect_to_a_malformed_location_fails_that_request_only(site):
+    site.route("/", page("/r1", "/r2", "/ok"))
+    site.route("/r1", Reply("", status=302, headers={"Location": "http://[example.org/x"}))
+    site.route("/r2", Reply("", status=302, headers={"Location": "http://host:notaport/"}))
+    site.route("/ok", page())
+
+    class S(Spider):
+        name = "badredirect"
+        start_urls = [site.url + "/"]
+
+        def parse(self, response):
+            yield from response.follow_all(response.links())
+
+    stats, _ = crawl(S)
+    assert stats.reason == "finished" and site.count("/ok") == 1
+    # a failed request of the redirecting page, whichever name the redirect code gives it
+    assert sum(stats.errors.values()) == 2
+    assert set(stats.errors) <= {"bad-url", "bad-redirect"}
+
+
+def test_a_url_over_max_url_length_is_dropped_and_counted(site, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG, logger="scraper")
+    long_path = "/long?q=" + "x" * 3000
+    site.route("/", page("/short", long_path))
+    site.route("/short", page())
+    site.route("/long", page())
+
+    class S(Spider):
+        name = "longurl"
+        start_urls = [site.url + "/"]
+
+        def parse(self, response):
+            yield from response.follow_all(response.links())
+
+    stats, _ = crawl(S)
+    assert stats.reason == "finished"
+    assert stats.errors == {"url-too-long": 1}
+    assert site.count("/short") == 1 and not any(p.startswith("/long") for p in site.paths())
+    logged = [r.getMessage() for r in caplog.records if "max_url_length" in r.getMessage()]
+    assert len(logged) == 1 and site.url + "/long?q=xxx" in logged[0] and len(logged[0]) < 400
+
+
+def test_max_url_length_is_a_setting(site):
+    site.route("/", page("/" + "a" * 40, "/" + "b" * 60))
+    site.route("/" + "a" * 40, page())
+    site.route("/" + "b" * 60, page())
+
+    class S(Spider):
+        name = "urllength"
+        start_urls = [site.url + "/"]
+
+        def parse(self, response):
+            yield from response.follow_all(response.links())
+
+    limit = len(site.url) + 50
+    stats, _ = crawl(S, {"max_url_length": limit})
+    assert stats.errors == {"url-too-long": 1}
+    assert site.count("/" + "a" * 40) == 1 and site.count("/" + "b" * 60) == 0

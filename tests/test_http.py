@@ -8,7 +8,7 @@ import json
 import pytest
 
 from scraper import Request, Spider
-from scraper.http import canonical_url, fingerprint, host_key
+from scraper.http import canonical_url, fingerprint, host_key, url_problem
 
 
 class Books(Spider):
@@ -355,3 +355,100 @@ def test_host_key_separates_schemes_and_ports_but_not_paths():
 def test_request_host_is_the_host_key():
     r = Request("https://Sub.Example.com/path")
     assert r.host == "https://sub.example.com:443"
+
+
+# -- malformed URLs (issue 12: a malformed URL never ends a crawl) ------------------
+MALFORMED = [
+    "http://[example.org/x",         # an unclosed IPv6 bracket: urlsplit's "Invalid IPv6 URL"
+    "http://example.org]/x",
+    "http://[example.org]/x",        # brackets around something that is not an IP address
+    "http://host:notaport/",
+    "http://host:65536/",
+    "http://host:-1/",
+    "http://host:80:80/",
+    "http:///x",                     # no host
+    "http://",
+    "https://?q=1",
+    "http://exa mple.com/",          # characters no host name may have
+    "http://exa<mple.com/",
+    "http://ex%41mple.com/",
+    "http://.example.com/",          # an empty first label: requests refuses it too
+    "http://example.com/\ud800",     # a lone surrogate cannot be sent
+]
+
+
+@pytest.mark.parametrize("url", MALFORMED)
+def test_malformed_urls_raise_value_error_naming_the_url(url):
+    with pytest.raises(ValueError) as info:
+        Request(url)
+    assert repr(url) in str(info.value) and "malformed" in str(info.value)
+    assert url_problem(url) is not None
+
+
+@pytest.mark.parametrize("url", [
+    "http://example.com", "http://example.com/", "https://example.com/a?b=c#d",
+    "http://example.com:0/", "http://example.com:65535/", "http://example.com:08080/",
+    "http://example.com:/x",                      # an empty port means the default one
+    "http://[::1]/", "http://[2001:db8::7]:8080/p", "http://user:pass@example.com:81/",
+    "http://my_host.example.com/", "http://example.com./", "http://127.0.0.1:5000/a",
+    "http://bücher.example/straße?q=ü", "HTTPS://EXAMPLE.com/X", "http://example.com/a b",
+    "http://example.com?q", "http://example.com#f",
+])
+def test_well_formed_urls_are_accepted(url):
+    assert url_problem(url.replace("HTTPS", "https")) is None
+    Request(url)
+
+
+def test_what_request_accepts_can_be_canonicalised_and_prepared_by_requests():
+    # the coordinator fingerprints every request and requests prepares it: nothing the
+    # constructor lets through may make either raise (generated hosts, ports and paths)
+    import requests
+
+    hosts = ["example.com", "EXAMPLE.com", "127.0.0.1", "[::1]", "[example.org", "a b",
+             "exa[mple.org", "bücher.de", "", "u:p@h.example", "h.example.", "_x.example",
+             ".x.example", "x..y", "%41.example", "[v1.x]", "h\\x"]
+    ports = ["", ":", ":80", ":65535", ":65536", ":x", ":-1", ":1:2", ":٣"]
+    rests = ["", "/", "/p?q=1#f", "/é?q=é", "/a b", "?q", "#f", "/%zz", "/\x00"]
+    accepted = 0
+    for host in hosts:
+        for port in ports:
+            for rest in rests:
+                url = f"http://{host}{port}{rest}"
+                try:
+                    r = Request(url)
+                except ValueError:
+                    assert url_problem(url) is not None
+                    continue
+                accepted += 1
+                r.fingerprint, r.host  # noqa: B018 -- must not raise
+                requests.Request("GET", r.url).prepare()
+    assert accepted > 100
+
+
+def test_a_request_made_unchecked_keeps_a_malformed_url_for_admission_to_count():
+    r = Request.unchecked("http://[example.org/x", "parse_book", priority=3)
+    assert (r.url, r.callback, r.priority) == ("http://[example.org/x", "parse_book", 3)
+    assert Request.unchecked("http://example.com/ok").url == "http://example.com/ok"
+    with pytest.raises(TypeError):
+        Request.unchecked(None)  # type: ignore[arg-type]
+
+
+def test_a_stored_request_with_a_url_that_no_longer_passes_still_decodes():
+    # stored by an older version that accepted it: it fails as a fetch, not as the crawl
+    r = Request.from_dict({"url": "http:///x", "callback": "parse_book"})
+    assert r.url == "http:///x" and r.callback == "parse_book"
+
+
+def test_the_common_url_shape_is_accepted_without_parsing(monkeypatch):
+    # not a timing test: the plain shape must never reach the parsing path
+    import scraper.http as http
+
+    parsed = []
+    real = http.urlsplit
+    monkeypatch.setattr(http, "urlsplit", lambda *a, **k: parsed.append(a) or real(*a, **k))
+    for url in ("http://example.com/a/b.html", "https://www.example.co.uk:8443/?q=1",
+                "http://127.0.0.1:54321/x#y", "http://example.com"):
+        Request(url)
+    assert parsed == []
+    Request("http://[::1]:8080/")  # an unusual shape is parsed (and so is checked)
+    assert parsed

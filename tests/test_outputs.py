@@ -34,7 +34,9 @@ def rows(db: Path, table: str) -> list[dict]:
     con = sqlite3.connect(db)
     con.row_factory = sqlite3.Row
     try:
-        return [dict(r) for r in con.execute(f'SELECT * FROM "{table}" ORDER BY rowid')]
+        # without the output's own row number column
+        return [{k: r[k] for k in r.keys() if k != "_scraper_id"}
+                for r in con.execute(f'SELECT * FROM "{table}" ORDER BY _scraper_id')]
     finally:
         con.close()
 
@@ -42,7 +44,7 @@ def rows(db: Path, table: str) -> list[dict]:
 def columns(db: Path, table: str) -> list[str]:
     con = sqlite3.connect(db)
     try:
-        return [r[1] for r in con.execute(f'PRAGMA table_info("{table}")')]
+        return [r[1] for r in con.execute(f'PRAGMA table_info("{table}")') if r[1] != "_scraper_id"]
     finally:
         con.close()
 
@@ -387,9 +389,10 @@ class ItemsSpider(Spider):
 
     def parse(self, response):
         for li in response.css("li"):
-            item = {"run": self.run, "name": li.text, "tags": li.get("data-tags", "").split(),
-                    "info": {"len": len(li.text)}}
-            if li.get("class") == "extra":
+            name = li.css("::text").get()
+            item = {"run": self.run, "name": name, "tags": li.attrib.get("data-tags", "").split(),
+                    "info": {"len": len(name)}}
+            if li.attrib.get("class") == "extra":
                 item["extra"] = "yes"
             yield item
 '''

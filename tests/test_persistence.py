@@ -31,7 +31,7 @@ class Catalog(Spider):
         yield Request(self.base_url + "/")
 
     def parse(self, response):
-        yield {"url": response.url, "title": response.xpath("string(//title)")}
+        yield {"url": response.url, "title": response.xpath("string(//title)").get()}
         yield from response.follow_all(response.links())
 '''
 
@@ -118,7 +118,10 @@ def test_sigkill_at_random_instants_loses_and_duplicates_nothing(catalog, tmp_pa
 def test_graceful_stop_then_resume(catalog, tmp_path, sig):
     project = _project(tmp_path)
     p = _start(project, catalog, "--summary", "s1.json")
-    time.sleep(1.0)
+    # crawling (not starting up, when a signal stops it before any item): pages requested
+    deadline = time.monotonic() + 30
+    while len(catalog.hits) < 8 and time.monotonic() < deadline and p.poll() is None:
+        time.sleep(0.01)
     p.send_signal(sig)
     out, err = p.communicate(timeout=30)
     assert p.returncode == 0, err

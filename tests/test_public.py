@@ -6,7 +6,7 @@ import scraper
 def test_every_public_name_is_importable_and_listed():
     for name in ("Spider", "Request", "Response", "DropItem", "CloseSpider", "ScraperError",
                  "ConfigError", "SpiderNotFound", "FetchError", "StorageError", "Failure",
-                 "SitemapSpider"):
+                 "SitemapSpider", "CrawlSpider", "Rule", "LinkExtractor", "Link", "IgnoreRequest"):
         assert name in scraper.__all__, name
         assert getattr(scraper, name) is not None
     assert set(scraper.__all__) == {n for n in scraper.__all__ if not n.startswith("_")} | {

@@ -8,6 +8,7 @@ import itertools
 from urllib.parse import urldefrag, urljoin, urlsplit
 
 import pytest
+from w3lib.url import safe_url_string
 
 from scraper import Request, Response, Spider
 
@@ -74,7 +75,7 @@ def test_http_charset_wins_over_meta_charset():
     r = resp(body, "text/html; charset=windows-1251")
     assert r.encoding == "cp1251"
     assert CYRILLIC in r.text
-    assert r.css("p")[0].text_content() == CYRILLIC
+    assert r.css("p::text").get() == CYRILLIC
     assert r.select_one("p").get_text() == CYRILLIC
 
 
@@ -88,8 +89,8 @@ def test_charset_declared_only_in_meta(declare, enc, text):
     body = html(f"<p>{text}</p>", declare(enc)).encode(enc)
     r = resp(body, "text/html")
     assert text in r.text
-    assert r.css("p")[0].text_content() == text
-    assert r.xpath("//p/text()") == [text]
+    assert r.css("p::text").get() == text
+    assert r.xpath("//p/text()").getall() == [text]
     assert r.select_one("p").get_text() == text
 
 
@@ -102,7 +103,7 @@ def test_meta_charset_is_read_when_there_is_no_content_type_at_all():
 def test_undeclared_utf8_is_utf8():
     r = resp(html(f"<p>{JAPANESE}</p>").encode("utf-8"), "text/html")
     assert r.encoding == "utf-8"
-    assert r.css("p")[0].text_content() == JAPANESE
+    assert r.css("p::text").get() == JAPANESE
 
 
 @pytest.mark.parametrize("enc, text", [("cp1251", CYRILLIC), ("shift_jis", JAPANESE),
@@ -111,7 +112,7 @@ def test_undeclared_non_utf8_is_detected(enc, text):
     r = resp(html(f"<p>{text}</p>").encode(enc), "text/html")
     assert r.encoding != "utf-8"
     assert text in r.text
-    assert r.css("p")[0].text_content() == text
+    assert r.css("p::text").get() == text
 
 
 @pytest.mark.parametrize("body, ctype", [
@@ -124,7 +125,7 @@ def test_undeclared_non_utf8_is_detected(enc, text):
 def test_tree_is_built_for_every_encoding_text_decodes(body, ctype):
     r = resp(body, ctype)
     assert JAPANESE in r.text  # decoding itself works...
-    assert [p.text_content() for p in r.css("p")] == [JAPANESE]  # ...but the tree is empty
+    assert r.css("p::text").getall() == [JAPANESE]  # ...but the tree is empty
 
 
 def test_undecodable_bytes_are_replaced_not_raised():
@@ -149,7 +150,7 @@ def test_encoding_through_a_real_crawl(site):
         start_urls = [site.url + p for p in ("/meta", "/http", "/none")]
 
         def parse(self, response):
-            yield {"path": response.url.rsplit("/", 1)[1], "p": response.css("p")[0].text_content(),
+            yield {"path": response.url.rsplit("/", 1)[1], "p": response.css("p::text").get(),
                    "title": response.select_one("p").get_text()}
 
     _, items = crawl(S)
@@ -204,7 +205,7 @@ def test_soup_is_built_once():
 def test_css_xpath_and_links_never_build_a_soup():
     r = resp(anchors("a.html", "b.html", "a.html#x"))
     assert len(r.css("a")) == 3
-    assert r.xpath("//a/@href") == ["a.html", "b.html", "a.html#x"]
+    assert r.xpath("//a/@href").getall() == ["a.html", "b.html", "a.html#x"]
     assert r.links() == ["http://example.com/dir/a.html", "http://example.com/dir/b.html"]
     assert r.urljoin("c.html") == "http://example.com/dir/c.html"
     assert r._soup is None
@@ -216,18 +217,20 @@ def test_select_does_not_need_the_tree():
     assert r._tree is None
 
 
-def test_css_returns_lxml_elements_in_document_order():
+def test_css_returns_selectors_of_the_tree_in_document_order():
     r = resp(html('<ul><li class="x">1</li><li>2</li><li class="x">3</li></ul>'))
-    assert [li.text for li in r.css("li.x")] == ["1", "3"]
-    assert [li.text for li in r.css("ul > li")] == ["1", "2", "3"]
+    assert r.css("li.x::text").getall() == ["1", "3"]
+    items = r.css("ul > li")
+    assert [li.root.text for li in items] == ["1", "2", "3"]
+    assert all(li.root.getroottree().getroot() is r.tree for li in items)  # no 2nd parse
     assert r.css("table") == []
 
 
 def test_xpath_supports_variables_and_strings():
     r = resp(html('<p id="a">one</p><p id="b">two</p>'))
-    assert r.xpath("//p[@id=$which]/text()", which="b") == ["two"]
-    assert r.xpath("count(//p)") == 2.0
-    assert r.xpath("string(//p[1])") == "one"
+    assert r.xpath("//p[@id=$which]/text()", which="b").getall() == ["two"]
+    assert r.xpath("count(//p)").get() == "2.0"
+    assert r.xpath("string(//p[1])").get() == "one"
 
 
 def test_select_and_select_one_use_bs4_tags():
@@ -256,7 +259,7 @@ def test_non_markup_bodies_give_an_empty_tree_and_no_links(ctype):
 
 def test_binary_png_body_does_not_raise():
     r = resp(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)), "image/png")
-    assert r.links() == [] and r.css("*")[0].tag == "html"
+    assert r.links() == [] and r.css("*")[0].root.tag == "html"
 
 
 @pytest.mark.parametrize("ctype", ["text/html", "application/xhtml+xml", None])
@@ -404,12 +407,17 @@ def _generated_hrefs() -> list[str]:
 
 
 def _reference(base: str, href: str) -> str | None:
-    """What a browser would follow, by the standard library: urljoin, then urldefrag."""
+    """What a browser would follow, by the standard library: urljoin, then urldefrag;
+    then, for a URL with non-ASCII or unsafe characters, percent-encoded as browsers do
+    (w3lib's safe_url_string; a UTF-8 page)."""
     joined = urldefrag(urljoin(base, href.strip())).url
     scheme = urlsplit(joined).scheme
     if scheme not in ("http", "https"):
         return None
-    return scheme + joined[len(scheme):]  # urljoin keeps "HTTPS:" as written on a scheme change
+    joined = scheme + joined[len(scheme):]  # urljoin keeps "HTTPS:" as written on a scheme change
+    if not joined.isascii() or any(c in joined for c in " \"'<>\\^`{|}"):
+        joined = safe_url_string(joined)
+    return joined
 
 
 @pytest.mark.parametrize("base", BASES)
@@ -514,10 +522,12 @@ def test_follow_honours_base_href():
     assert r.follow("x").url == "http://other.example/sub/x"
 
 
-def test_follow_an_lxml_element():
+def test_follow_a_selector_or_its_lxml_element():
     r = resp(html('<a id="n" href="../next.html">next</a>'))
     assert r.follow(r.css("a#n")[0]).url == "http://example.com/next.html"
     assert r.follow(r.xpath("//a")[0]).url == "http://example.com/next.html"
+    assert r.follow(r.css("a#n")[0].root).url == "http://example.com/next.html"
+    assert r.follow(r.tree.find(".//a")).url == "http://example.com/next.html"
 
 
 def test_follow_a_bs4_tag():
@@ -567,3 +577,121 @@ def test_follow_all_of_links_builds_one_request_per_link():
     r = resp(anchors("a", "b", "a#x", "c"))
     assert [q.url for q in r.follow_all(r.links())] == [
         "http://example.com/dir/a", "http://example.com/dir/b", "http://example.com/dir/c"]
+
+
+# -- malformed URLs are skipped, not fatal (issue 12) --------------------------------
+BAD_HREFS = ["http://[example.org/x", "http://host:notaport/", "http://host:70000/p",
+             "//[::1/x", "HTTP://bad host/", "http:///nohost", "//"]
+
+
+def test_links_skip_malformed_urls_and_record_them():
+    r = resp(anchors("/a", *BAD_HREFS, "http://other.example/b", "c"))
+    assert r.links() == ["http://example.com/a", "http://other.example/b",
+                         "http://example.com/dir/c"]
+    assert len(r.bad_urls) == len(BAD_HREFS)
+    assert "http://[example.org/x" in r.bad_urls and "http://host:notaport/" in r.bad_urls
+    r.links()  # asking twice counts each bad URL of the page once
+    assert len(r.bad_urls) == len(BAD_HREFS)
+
+
+def test_a_page_without_bad_links_has_no_bad_urls():
+    r = resp(anchors("/a", "mailto:x@example.com", "javascript:void(0)"))
+    r.links()
+    assert not r.bad_urls
+
+
+def test_follow_all_skips_malformed_urls_and_records_them():
+    r = resp(anchors("/a", *BAD_HREFS, "b"))
+    reqs = r.follow_all(r.css("a"))
+    assert [q.url for q in reqs] == ["http://example.com/a", "http://example.com/dir/b"]
+    assert {"http://[example.org/x", "http://host:notaport/"} <= set(r.bad_urls)
+    assert [q.url for q in r.follow_all(["/a", "http://host:notaport/"])] == ["http://example.com/a"]
+
+
+@pytest.mark.parametrize("href", ["http://[example.org/x", "http://host:notaport/", "//[::1/x",
+                                  "http:///nohost"])
+def test_follow_of_a_malformed_url_is_a_value_error_naming_it(href):
+    with pytest.raises(ValueError, match="malformed") as info:
+        resp(html()).follow(href)
+    assert href.lstrip("/").split("/")[0].strip("[") in str(info.value)
+
+
+def test_a_malformed_base_href_is_ignored():
+    r = resp(html(anchors("p.html"), '<base href="http://[bad/dir/">'))
+    assert r.base_url == URL
+    assert r.links() == ["http://example.com/dir/p.html"]
+
+
+def test_the_common_link_shapes_are_returned_as_written():
+    # ASCII hrefs with nothing to escape pay no escaping work and are not rewritten
+    hrefs = ["/a/b.html?x=1&y=2", "c.html", "http://Other.example:8080/Z", "?p=2", "%7Euser/",
+             "/a;b", "https://x.example/%C3%A9"]
+    r = resp(anchors(*hrefs))
+    assert r.links() == ["http://example.com/a/b.html?x=1&y=2", "http://example.com/dir/c.html",
+                         "http://Other.example:8080/Z", "http://example.com/dir/page.html?p=2",
+                         "http://example.com/dir/%7Euser/", "http://example.com/a;b",
+                         "https://x.example/%C3%A9"]
+
+
+# -- URLs encoded as browsers encode them (issue 12) -----------------------------------
+def page_in(encoding: str, *hrefs: str) -> Response:
+    body = f'<html><head><meta charset="{encoding}"></head><body>'
+    body += "".join(f'<a href="{h}">x</a>' for h in hrefs) + "</body></html>"
+    return resp(body.encode(encoding), f"text/html; charset={encoding}")
+
+
+@pytest.mark.parametrize("encoding, href, expected", [
+    ("latin-1", "/buy?price=£32", "http://example.com/buy?price=%A332"),
+    ("utf-8", "/buy?price=£32", "http://example.com/buy?price=%C2%A332"),
+    ("latin-1", "/café/é?q=é", "http://example.com/caf%C3%A9/%C3%A9?q=%E9"),   # path: UTF-8
+    ("cp1251", "/поиск?q=привет", "http://example.com/%D0%BF%D0%BE%D0%B8%D1%81%D0%BA"
+                                    "?q=%EF%F0%E8%E2%E5%F2"),
+    ("shift_jis", "/s?q=日本", "http://example.com/s?q=%93%FA%96%7B"),
+    ("latin-1", "/a b?q=a b", "http://example.com/a%20b?q=a%20b"),
+    ("latin-1", "/q?x={a|b^c}", "http://example.com/q?x=%7Ba%7Cb%5Ec%7D"),
+    ("latin-1", "http://bücher.example/?q=ü", "http://xn--bcher-kva.example/?q=%FC"),
+])
+def test_links_follow_and_urljoin_encode_the_query_in_the_page_encoding(encoding, href, expected):
+    r = page_in(encoding, href)
+    assert r.links() == [expected]
+    assert r.urljoin(href) == expected
+    assert r.follow(href).url == expected
+    assert r.follow(r.css("a")[0]).url == expected
+    assert [q.url for q in r.follow_all(r.css("a"))] == [expected]
+
+
+def test_a_query_character_the_page_encoding_cannot_encode_is_sent_as_a_character_reference():
+    # WHATWG URL: "percent-encode after encoding" writes &#1078; for U+0436 on a latin-1 page
+    r = page_in("latin-1", "/s?q=&#1078;&amp;p=£")
+    assert r.links() == ["http://example.com/s?q=%26%231078%3B&p=%A3"]
+
+
+def test_a_utf16_page_sends_its_queries_as_utf8():
+    body = '<html><body><a href="/s?q=é">x</a></body></html>'.encode("utf-16")
+    r = resp(body, "text/html; charset=utf-16")
+    assert r.links() == ["http://example.com/s?q=%C3%A9"]
+
+
+def test_an_escaped_link_to_a_malformed_host_is_still_skipped():
+    r = page_in("latin-1", "http://host:notaport/é", "http://[bad/é", "/é")
+    assert r.links() == ["http://example.com/%C3%A9"]
+    assert len(r.bad_urls) == 2
+
+
+def test_the_query_of_a_latin1_link_reaches_the_server_percent_encoded_in_latin1(site):
+    body = ('<html><head><meta charset="iso-8859-1"></head><body>'
+            '<a href="/buy?price=£32">a</a><a href="/café?q=é">b</a></body></html>').encode("latin-1")
+    site.route("/", Reply(body, content_type="text/html; charset=iso-8859-1"))
+
+    class S(Spider):
+        name = "latin1"
+        start_urls = [site.url + "/"]
+
+        def parse(self, response):
+            if response.url.endswith("/"):
+                yield from response.follow_all(response.links())
+
+    stats, _ = crawl(S)
+    assert stats.reason == "finished"
+    paths = set(site.paths())
+    assert "/buy?price=%A332" in paths and "/caf%C3%A9?q=%E9" in paths

@@ -1,7 +1,8 @@
 """Benchmark crawler (a): our framework on its fast path, lxml only.
 
 Follows every same-site link with `links()` + `follow_all()` (the engine drops what was
-seen) and extracts four fields from product pages with `css()` and `xpath()`.
+seen) and extracts four fields from product pages with Scrapy's selectors (`css()` and
+`xpath()` with `::text` and `.get()`, the same expressions as the Scrapy crawler (c)).
 
     python -m scraper run bench_lxml --config bench/config.yaml \
         -a base_url=http://127.0.0.1:PORT/ -O items.jsonl
@@ -27,12 +28,12 @@ class BenchLxmlSpider(Spider):
 
     def parse(self, response: Response) -> Iterator[Any]:
         if "/p/" in response.url:
-            price = response.xpath("//div[@class='product-info']/p[@class='price']/text()")
             yield {
                 "url": response.url,
-                "title": response.css("h1.product-title")[0].text_content().strip(),
-                "price": price[0].strip(),
-                "sku": response.xpath("//dd[@class='sku']/text()")[0].strip(),
-                "availability": response.css("p.availability")[0].text_content().strip(),
+                "title": response.css("h1.product-title::text").get("").strip(),
+                "price": response.xpath(
+                    "//div[@class='product-info']/p[@class='price']/text()").get("").strip(),
+                "sku": response.xpath("//dd[@class='sku']/text()").get("").strip(),
+                "availability": response.css("p.availability::text").get("").strip(),
             }
         yield from response.follow_all(response.links())

@@ -21,7 +21,7 @@ from typing import NoReturn
 from ..exceptions import (ConfigError, NotSupported, SpiderError, SpiderNotFound, StorageError,
                           StorageLocked, StorageUnusable)
 from ..version import __version__
-from . import admin, run, schedule
+from .console import CommandFailed
 from .signals import SIGNALS
 
 __all__ = ["main"]
@@ -36,6 +36,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # the commands are imported here, not with the package: ``python -m scraper`` imports
+    # this package to install the signal handlers, and should do so at once
+    from . import (admin, check, fetch, genspider, new, parse, run, runspider, schedule,
+                   settings, shell)
+
     p = _Parser(prog="scraper", description="Run and manage spiders.")
     p.add_argument("--version", action="version", version=f"scraper {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -43,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_parsers(sub)
     admin.add_parsers(sub)
     schedule.add_parsers(sub)
+    for tool in (new, genspider, fetch, shell, parse, check, runspider, settings):
+        tool.add_parsers(sub)
     return p
 
 
@@ -58,6 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(_storage_message(e, args), 2)
     except StorageError as e:  # a backend that cannot be reached: the crawl could not run
         return _fail(_storage_message(e, args), 1)
+    except CommandFailed as e:  # a tool (fetch, parse, check...) that could not do its job
+        return _fail(str(e), 1)
 
 
 def _fail(message: str, status: int) -> int:

@@ -1,5 +1,5 @@
-"""What the command line shows on standard error: logging set-up, and progress (a live
-line on a terminal, a periodic INFO line otherwise).
+"""What the command line shows on standard error: logging set-up, one-line errors, and
+progress (a live line on a terminal, a periodic INFO line otherwise).
 
 On a terminal a log line written while the live line is shown would be glued to
 it; the one handler clears the live line, writes the record, and draws the live
@@ -12,9 +12,21 @@ import sys
 import threading
 from typing import Any
 
-__all__ = ["Progress", "setup_logging"]
+__all__ = ["CommandFailed", "Progress", "report_error", "setup_logging"]
 
 log = logging.getLogger("scraper")
+
+
+class CommandFailed(Exception):
+    """A command that could not do its job once started (a page that could not be
+    fetched, a contract that failed): ``main`` prints the message as one line, exit 1."""
+
+
+def report_error(message: str) -> None:
+    """``scraper: error: MESSAGE`` as exactly one line on standard error."""
+    sys.stderr.write(f"scraper: error: {' '.join(message.split())}\n")
+    sys.stderr.flush()
+
 
 _CLEAR = "\r\x1b[K"
 

@@ -11,14 +11,17 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import ConfigError, ScraperError, SpiderError
+from ..exceptions import ConfigError, ScraperError, SpiderError, StorageError
 from .console import Progress, setup_logging
 from .signals import SIGNALS
 
 if TYPE_CHECKING:
-    from ..crawl.runner import Crawl
+    from collections.abc import Callable
 
-__all__ = ["add_parsers", "settings_args"]
+    from ..crawl.runner import Crawl
+    from ..spider import Spider
+
+__all__ = ["add_parsers", "add_run_options", "settings_args"]
 
 log = logging.getLogger("scraper")
 
@@ -32,39 +35,13 @@ def settings_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_parsers(sub: Any) -> None:
-    for name, aliases in (("run", ["crawl"]),):
-        run = sub.add_parser(
-            name, aliases=aliases, help="run a spider",
-            description="Run the spider NAME until its frontier is empty, a limit is reached, "
-                        "or it is stopped (Ctrl-C: graceful; twice: at once).")
-        run.set_defaults(handler=run_command)
-        run.add_argument("name", metavar="NAME", help="the spider's name (see `list`)")
-        out = run.add_mutually_exclusive_group()
-        out.add_argument("-o", dest="append", metavar="PATH", action="append", default=[],
-                         help="write items to PATH (.jsonl .json .csv .db; '-' for JSON lines "
-                              "on stdout), appending to what is there")
-        out.add_argument("-O", dest="overwrite", metavar="PATH", action="append", default=[],
-                         help="like -o, but overwrite PATH")
-        settings_args(run)
-        run.add_argument("-a", dest="spider_args", metavar="KEY=VALUE", action="append",
-                         default=[], help="set a spider attribute (a string), e.g. -a category=books")
-        run.add_argument("--summary", metavar="PATH",
-                         help="also write the run summary as JSON to PATH")
-        run.add_argument("--job-dir", metavar="DIR",
-                         help="make the crawl persistent in DIR: stopped in any way (even killed) "
-                              "and started again with the same command, it goes on where it was")
-        run.add_argument("--force-resume", action="store_true",
-                         help="resume a job dir even though the spider's start requests (or the "
-                              "fingerprint version) changed")
-        run.add_argument("--backend", metavar="URL",
-                         help="where the crawl's state lives: redis://HOST:PORT/DB (rediss:// "
-                              "for TLS) shares it: every process started with the same spider "
-                              "and backend works on the same crawl")
-        run.add_argument("--keep-alive", action="store_true",
-                         help="with --backend: when the shared crawl runs dry, wait for URLs "
-                              "added with `push` instead of exiting")
-        # how the scheduler hands a schedule's `settings` to its runs: a layer below -s
-        run.add_argument("--schedule-settings", metavar="JSON", help=argparse.SUPPRESS)
+    run = sub.add_parser(
+        "run", aliases=["crawl"], help="run a spider",
+        description="Run the spider NAME until its frontier is empty, a limit is reached, "
+                    "or it is stopped (Ctrl-C: graceful; twice: at once).")
+    run.set_defaults(handler=run_command)
+    run.add_argument("name", metavar="NAME", help="the spider's name (see `list`)")
+    add_run_options(run)
 
     demo = sub.add_parser("demo", help="crawl the bundled demo site and print the summary",
                           description="Serve the bundled demo book shop on a free loopback port "
@@ -76,8 +53,39 @@ def add_parsers(sub: Any) -> None:
                       help="only serve the demo site (prints its URL) until interrupted")
     demo.add_argument("--port", type=int, default=0, help="port to serve on (default: any free)")
     demo.add_argument("-o", dest="append", metavar="PATH", action="append", default=[],
-                      help="write items to PATH, as with run")
+                      help="write items to PATH, as with run (default: a fresh "
+                           f"{_DEMO_OUTPUT.replace('{spider}', 'NAME')})")
     settings_args(demo)
+
+
+def add_run_options(run: argparse.ArgumentParser) -> None:
+    """The options of ``run`` after NAME (``runspider`` takes the same)."""
+    out = run.add_mutually_exclusive_group()
+    out.add_argument("-o", dest="append", metavar="PATH", action="append", default=[],
+                     help="write items to PATH (.jsonl .json .csv .db; '-' for JSON lines "
+                          "on stdout), appending to what is there")
+    out.add_argument("-O", dest="overwrite", metavar="PATH", action="append", default=[],
+                     help="like -o, but overwrite PATH")
+    settings_args(run)
+    run.add_argument("-a", dest="spider_args", metavar="KEY=VALUE", action="append",
+                     default=[], help="set a spider attribute (a string), e.g. -a category=books")
+    run.add_argument("--summary", metavar="PATH",
+                     help="also write the run summary as JSON to PATH")
+    run.add_argument("--job-dir", metavar="DIR",
+                     help="make the crawl persistent in DIR: stopped in any way (even killed) "
+                          "and started again with the same command, it goes on where it was")
+    run.add_argument("--force-resume", action="store_true",
+                     help="resume a job dir even though the spider's start requests (or the "
+                          "fingerprint version) changed")
+    run.add_argument("--backend", metavar="URL",
+                     help="where the crawl's state lives: redis://HOST:PORT/DB (rediss:// "
+                          "for TLS) shares it: every process started with the same spider "
+                          "and backend works on the same crawl")
+    run.add_argument("--keep-alive", action="store_true",
+                     help="with --backend: when the shared crawl runs dry, wait for URLs "
+                          "added with `push` instead of exiting")
+    # how the scheduler hands a schedule's `settings` to its runs: a layer below -s
+    run.add_argument("--schedule-settings", metavar="JSON", help=argparse.SUPPRESS)
 
 
 def _outputs(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -97,14 +105,30 @@ def spider_args(pairs: list[str]) -> dict[str, str]:
 
 
 def _schedule_settings(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The scheduler's settings layer: JSON, or ``@PATH``, a private file holding it (how
+    the scheduler passes them, so that passwords never show in ``ps``), deleted once read."""
     raw = getattr(args, "schedule_settings", None)
     if raw is None:
         return None
+    text = raw
+    if raw.startswith("@"):
+        try:
+            with open(raw[1:], encoding="utf-8") as f:
+                text = f.read()
+        except OSError as e:
+            raise ConfigError(f"--schedule-settings {raw}: cannot be read "
+                              f"({e.strerror or e})") from None
+        finally:
+            try:
+                os.unlink(raw[1:])  # secrets stay on disk no longer than needed
+            except OSError:
+                pass
     try:
-        value = json.loads(raw)
+        value = json.loads(text)
     except ValueError:
         value = None
     if not isinstance(value, dict):
+        # the file's content may hold secrets: only its name is shown
         raise ConfigError(f"--schedule-settings {raw}: expected a JSON object of settings")
     return value
 
@@ -119,15 +143,27 @@ def run_command(args: argparse.Namespace, extra_args: dict[str, str] | None = No
     settings = parse_cli_settings(args.settings)
     if getattr(args, "backend", None):
         settings["backend"] = args.backend
-    crawl = prepare(args.name, config_path=args.config, settings=settings,
-                    schedule_settings=_schedule_settings(args),
-                    spider_args={**spider_args(getattr(args, "spider_args", [])),
-                                 **(extra_args or {})},
-                    outputs=_outputs(args), job_dir=getattr(args, "job_dir", None),
-                    force_resume=getattr(args, "force_resume", False),
-                    keep_alive=getattr(args, "keep_alive", False))
+    spider_cls = getattr(args, "spider_cls", None)  # runspider: a class read from a file
+    build = prepare if spider_cls is None else _prepare_class(spider_cls)
+    crawl = build(args.name, config_path=args.config, settings=settings,
+                  schedule_settings=_schedule_settings(args),
+                  spider_args={**spider_args(getattr(args, "spider_args", [])),
+                               **(extra_args or {})},
+                  outputs=_outputs(args), job_dir=getattr(args, "job_dir", None),
+                  force_resume=getattr(args, "force_resume", False),
+                  keep_alive=getattr(args, "keep_alive", False))
     setup_logging(crawl.settings.crawl.log_level)
     return _execute(crawl, summary_path)
+
+
+def _prepare_class(cls: type[Spider]) -> Callable[..., Crawl]:
+    """``prepare`` for a spider class already loaded (``runspider``), same arguments."""
+    def build(name: str, *, config_path: str | None, **kwargs: Any) -> Crawl:
+        from ..config import load_config
+        from ..crawl.runner import build_crawl
+
+        return build_crawl(cls, config=load_config(config_path), **kwargs)
+    return build
 
 
 def _check_writable(path: str) -> None:
@@ -146,6 +182,7 @@ def _execute(crawl: Crawl, summary_path: str | None) -> int:
     SIGNALS.attach(lambda: crawl.stop("interrupted"),
                    "finishing requests in flight (again to exit at once)")
     status = 0
+    aborted: Exception | None = None
     try:
         stats = crawl.run(on_progress=progress,
                           progress_interval=progress.interval(crawl.settings.crawl.progress_interval))
@@ -154,6 +191,7 @@ def _execute(crawl: Crawl, summary_path: str | None) -> int:
         # a method the spider lacks): a usage error
         raise
     except Exception as e:
+        aborted = e
         log.error("crawl aborted: %s", e, exc_info=not isinstance(e, ScraperError))
         if crawl.engine is None:
             return 1
@@ -163,7 +201,8 @@ def _execute(crawl: Crawl, summary_path: str | None) -> int:
         SIGNALS.detach()
     if stats.reason == "error":
         status = 1
-    if crawl.engine is not None and crawl.engine.shared:
+    # a backend that stopped the crawl fails every later call: its one line was enough
+    if crawl.engine is not None and crawl.engine.shared and not isinstance(aborted, StorageError):
         try:
             stats.cluster = crawl.engine.cluster_stats()
         except ScraperError as e:
@@ -178,6 +217,9 @@ def _execute(crawl: Crawl, summary_path: str | None) -> int:
     return status
 
 
+_DEMO_OUTPUT = ".scraper/demo/{spider}.jsonl"
+
+
 def demo_command(args: argparse.Namespace) -> int:
     from ..demosite import DemoSite
 
@@ -189,6 +231,10 @@ def demo_command(args: argparse.Namespace) -> int:
             while not stopped.wait(1.0):
                 pass
             return 0
-        sys.stderr.write(f"demo site at {site.url}; crawling it with spider {args.name!r}\n")
+        if not args.append:  # the items go somewhere a newcomer can look at them
+            args.overwrite = [_DEMO_OUTPUT]
+        where = ", ".join(args.append or [_DEMO_OUTPUT.replace("{spider}", args.name)])
+        sys.stderr.write(f"demo site at {site.url}; crawling it with spider {args.name!r}; "
+                         f"items to {where}\n")
         args.summary = None
         return run_command(args, extra_args={"base_url": site.url})

@@ -19,8 +19,8 @@ from typing import Any
 from ..exceptions import ConfigError
 from ..version import __version__
 
-__all__ = ["DEFAULT_USER_AGENT", "SCHEMA", "SECTIONS", "Invalid", "Setting", "check_layer",
-           "flatten", "suggest"]
+__all__ = ["DEFAULT_USER_AGENT", "SCHEMA", "SECRET_SETTINGS", "SECTIONS", "Invalid", "Setting",
+           "check_layer", "flatten", "suggest"]
 
 DEFAULT_USER_AGENT = f"scraper/{__version__} (+https://pypi.org/project/scraper/)"
 
@@ -67,6 +67,19 @@ def _boolean(v: Any) -> bool:
 def _string(v: Any) -> str:
     if not isinstance(v, str) or not v:
         raise Invalid("a non-empty string")
+    return v
+
+
+def _header_value(v: Any) -> str:
+    """A string that can go in an HTTP header as it is: latin-1 (what http.client
+    writes), no line breaks (a header injection), not empty."""
+    v = _string(v)
+    try:
+        v.encode("latin-1")
+    except UnicodeEncodeError:
+        raise Invalid("a header value in latin-1 (percent-encode other characters)") from None
+    if "\r" in v or "\n" in v:
+        raise Invalid("a header value on one line") from None
     return v
 
 
@@ -174,6 +187,24 @@ def _headers(v: Any) -> dict[str, str]:
     return {k: str(x) for k, x in v.items()}
 
 
+def _headers_for(v: Any) -> dict[str, dict[str, str]]:
+    """{domain: {Header: value}}: a domain matches itself and its subdomains."""
+    if not isinstance(v, dict):
+        raise Invalid("a mapping of domains to header mappings, e.g. "
+                      "{api.example.com: {Authorization: Bearer ...}}")
+    out: dict[str, dict[str, str]] = {}
+    for domain, headers in v.items():
+        if not isinstance(domain, str) or not domain.strip() or any(c in domain for c in "/:?# "):
+            raise Invalid(f"headers_for: {domain!r} must be a host name such as 'example.com', "
+                          "without a scheme, port or path", whole=True)
+        try:
+            out[domain.strip().lower().rstrip(".")] = _headers(headers)
+        except Invalid:
+            raise Invalid(f"headers_for: {domain}: must be a mapping of header names to values",
+                          whole=True) from None
+    return out
+
+
 def _proxy(v: Any) -> dict[str, str]:
     """A proxy URL for every scheme, or a mapping {http: URL, https: URL}; null for none."""
     if v is None or v == {}:
@@ -253,6 +284,9 @@ SCHEMA: dict[str, Setting] = {s.name: s for s in [
     _s("log_level", "INFO", _log_level, "DEBUG, INFO, WARNING or ERROR", "crawl"),
     _s("progress_interval", 10.0, _number(0, strict=True),
        "seconds between progress lines in the log when stderr is not a terminal", "crawl"),
+    _s("middlewares", (), _pipelines,
+       "request/response hooks run in the worker threads around every fetch, in order: dotted "
+       "class paths or {class: ..., options}", "crawl"),
     # limits
     _s("max_pages", None, _integer(1, optional=True), "stop gracefully after this many responses",
        "limits"),
@@ -262,6 +296,8 @@ SCHEMA: dict[str, Setting] = {s.name: s for s in [
        "stop gracefully after this many seconds", "limits"),
     _s("max_depth", None, _integer(0, optional=True),
        "do not follow links deeper than this from a start URL", "limits"),
+    _s("max_url_length", 2083, _integer(1),
+       "a request whose URL is longer is dropped and counted as url-too-long", "limits"),
     # politeness
     _s("delay", 0.0, _number(0), "seconds between two requests to the same host", "politeness"),
     _s("randomize_delay", False, _boolean,
@@ -276,8 +312,13 @@ SCHEMA: dict[str, Setting] = {s.name: s for s in [
        "politeness"),
     _s("obey_robots", True, _boolean, "fetch and honour robots.txt", "politeness"),
     # fetch
-    _s("user_agent", DEFAULT_USER_AGENT, _string, "User-Agent sent with every request", "fetch"),
-    _s("headers", {}, _headers, "default headers sent with every request", "fetch"),
+    _s("user_agent", DEFAULT_USER_AGENT, _header_value, "User-Agent sent with every request",
+       "fetch"),
+    _s("headers", {}, _headers,
+       "headers sent with every request, to every host (robots.txt included): use headers_for "
+       "for credentials", "fetch"),
+    _s("headers_for", {}, _headers_for,
+       "headers sent only to a domain and its subdomains: {domain: {Header: value}}", "fetch"),
     _s("proxy", {}, _proxy, "proxy URL for every request, or {http: URL, https: URL}", "fetch"),
     _s("http_auth", None, _http_auth,
        "basic auth {username, password, domains}: sent only to those hosts", "fetch"),
@@ -391,6 +432,10 @@ def flatten(layer: Mapping[str, Any], source: str) -> dict[str, Any]:
     return flat
 
 
+#: Settings whose values may hold credentials: an error about one does not repeat it.
+SECRET_SETTINGS = frozenset({"http_auth", "headers", "headers_for", "proxy", "backend"})
+
+
 def check_layer(layer: Mapping[str, Any], source: str) -> dict[str, Any]:
     """Flatten and validate one layer; ConfigError names the key, value and source."""
     out = {}
@@ -403,5 +448,6 @@ def check_layer(layer: Mapping[str, Any], source: str) -> dict[str, Any]:
         except Invalid as e:
             if e.whole:
                 raise ConfigError(f"{source}: {key}: {e}") from None
-            raise ConfigError(f"{source}: {key} must be {e}, got {value!r}") from None
+            got = "" if key in SECRET_SETTINGS else f", got {value!r}"  # no password in logs
+            raise ConfigError(f"{source}: {key} must be {e}{got}") from None
     return out

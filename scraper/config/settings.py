@@ -29,6 +29,7 @@ class CrawlSettings:
     shutdown_timeout: float
     log_level: str
     progress_interval: float
+    middlewares: tuple[dict[str, Any], ...]
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class FetchSettings:
 
     user_agent: str
     headers: Mapping[str, str]
+    headers_for: Mapping[str, Mapping[str, str]]
     proxy: Mapping[str, str]
     http_auth: Mapping[str, Any] | None
     tls_verify: bool
@@ -78,6 +80,7 @@ class LimitSettings:
     max_items: int | None
     max_duration: float | None
     max_depth: int | None
+    max_url_length: int
 
 
 @dataclass(frozen=True)

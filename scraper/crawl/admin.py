@@ -52,12 +52,10 @@ def push(name: str, urls: Sequence[str], *, config_path: str | Path | None = Non
         except (TypeError, ValueError) as e:
             raise ConfigError(f"push: {e}") from None
     with _backend(name, config_path, backend_url, job_dir) as (_, backend):
-        with backend.transaction():
-            fresh = backend.seen.add_many([r.fingerprint for r in requests])
-            entries = [Entry(r.host, encode_request(r), r.priority)
-                       for r, new in zip(requests, fresh) if new]
-            backend.frontier.push(entries)
-        return len(entries), len(requests) - len(entries)
+        entries = [Entry(r.host, encode_request(r), r.priority) for r in requests]
+        with backend.transaction():  # marks and pushes together: no URL seen but not queued
+            added = backend.push_unseen(entries, [r.fingerprint for r in requests]).count(True)
+        return added, len(requests) - added
 
 
 def reset(name: str, *, config_path: str | Path | None = None,

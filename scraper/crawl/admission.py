@@ -1,12 +1,25 @@
-"""Which requests enter the frontier: the cheap duplicate check, depth, allowed_domains,
-callbacks, and the seen-set's test-and-set, in batches.
+"""Which requests enter the frontier: the cheap duplicate check, URL length and form,
+depth, allowed_domains, callbacks, and the seen-set's test-and-set, in batches.
 
 A duplicate link is the common case (most links on a page were seen before), so
 the first check is an exact-string lookup in a bounded cache of URLs already
 decided, before any canonical URL or fingerprint is computed. The seen-set stays
 the authority: the cache only short-cuts answers it already gave. Survivors of
-the cheap checks of a whole batch go to the seen-set in one ``add_many`` (one
-round trip for a shared backend).
+the cheap checks of a whole batch go to ``Backend.push_unseen`` in one call (one
+round trip for a shared backend), which marks the new ones seen and pushes them
+in one atomic step.
+
+An entry read back from a shared backend is data, not instructions: anyone who can
+write to the store may have written it. ``decode`` drops the meta keys that choose a
+proxy, credentials or TLS checks (``UNTRUSTED_META``), and ``encode`` refuses a
+request that sets them (read back, it would go out without them); its callback
+resolves only to a callback method (``callbacks.callback_method``).
+
+No URL can end the crawl here: one over ``max_url_length`` is dropped and counted
+as ``url-too-long``; one that is malformed (``Request`` checks URLs it is built
+with, but framework lists and code that sets ``url`` afterwards bypass that), or
+whose host key or fingerprint cannot be computed, as ``bad-url``. Both are logged
+at DEBUG with the URL.
 """
 
 from __future__ import annotations
@@ -16,26 +29,38 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from ..http import Request, decode_request, encode_request, host_in_domains, host_key
+from ..http import (Request, decode_request, encode_request, host_in_domains, host_key,
+                    url_problem)
 from ..spider import Spider
-from ..storage import Entry, SeenSet
+from ..storage import Backend, Entry
+from .callbacks import callback_method
 from .stats import Stats
 
-__all__ = ["Admission"]
+__all__ = ["UNTRUSTED_META", "Admission"]
 
 log = logging.getLogger(__name__)
 
 _KNOWN_URLS_MAX = 200_000  # per generation; two generations are kept
+#: meta keys that choose where a request goes or which credentials and TLS checks it
+#: uses: they come from settings and spider code only, never from an entry read back
+#: from a shared store. (No TLS option is read from meta today; they are listed so one
+#: added later is covered from its first day.)
+UNTRUSTED_META = frozenset({"proxy", "http_auth", "tls_verify", "ca_bundle", "verify", "cert"})
+#: Scrapy's URLLENGTH_LIMIT, after the longest URL Internet Explorer took
+DEFAULT_MAX_URL_LENGTH = 2083
+_LOGGED_URL_CHARS = 200  # how much of an over-long URL the log shows
 
 
 class Admission:
     """Filters and de-duplicates new requests and turns survivors into frontier entries."""
 
-    def __init__(self, spider: Spider, seen: SeenSet, stats: Stats, *, max_depth: int | None,
-                 serialise: bool, seen_ttl: float | None = None) -> None:
+    def __init__(self, spider: Spider, backend: Backend, stats: Stats, *, max_depth: int | None,
+                 serialise: bool, seen_ttl: float | None = None,
+                 max_url_length: int = DEFAULT_MAX_URL_LENGTH) -> None:
         self.spider = spider
-        self.seen = seen
+        self.backend = backend
         self.max_depth = max_depth
+        self.max_url_length = max_url_length
         self.serialise = serialise
         # counters are read through ``stats`` each time: a resumed job replaces them
         self.stats = stats
@@ -45,28 +70,33 @@ class Admission:
         self._older: dict[str, str] = {}
         self._seen_ttl = seen_ttl
         self._known_since = time.monotonic()
+        self._meta_refused = self._meta_dropped = False  # each logged once
 
     def set_domains(self, domains: Iterable[str] | None) -> None:
         self.domains = tuple(d.lower().lstrip(".") for d in (domains or ()))
         self._host_ok.clear()
 
     # -- the checks ----------------------------------------------------------
-    def admit(self, requests: Iterable[Request]) -> list[Entry]:
-        """Frontier entries for the requests that pass every check, in order."""
-        candidates = [r for r in requests if self._cheap_checks(r)]
-        if not candidates:
-            return []
-        to_test = [r for r in candidates if not r.dont_filter]
-        fresh = iter(self.seen.add_many([r.fingerprint for r in to_test]) if to_test else ())
-        out = []
-        for r in candidates:
-            if not r.dont_filter and not next(fresh):
-                self.stats.filtered["duplicate"] += 1
+    def admit(self, requests: Iterable[Request]) -> int:
+        """Push the requests that pass every check and were not seen before, in order;
+        returns how many. Their fingerprints are marked seen in the same atomic step as
+        their push (``Backend.push_unseen``): a process killed in between would leave
+        URLs seen that no process ever fetches."""
+        entries: list[Entry] = []
+        fingerprints: list[bytes | None] = []
+        for r in requests:
+            if not self._cheap_checks(r):
                 continue
             data = self.encode(r)
             if data is not None:
-                out.append(Entry(r.host, data, r.priority))
-        return out
+                entries.append(Entry(r.host, data, r.priority))
+                fingerprints.append(None if r.dont_filter else r.fingerprint)
+        if not entries:
+            return 0
+        duplicates = self.backend.push_unseen(entries, fingerprints).count(False)
+        if duplicates:
+            self.stats.filtered["duplicate"] += duplicates
+        return len(entries) - duplicates
 
     def _cheap_checks(self, r: Request) -> bool:
         plain = r.method == "GET" and r.body is None and not r.dont_filter
@@ -79,16 +109,47 @@ class Admission:
         if self.max_depth is not None and r.depth > self.max_depth:
             self.stats.filtered["depth"] += 1
             return False
+        if not self._fetchable(r):
+            return False
         if self.domains and not self.allowed(r.host):
             self.stats.filtered["offsite"] += 1
             if plain:
                 self._remember(r.url, "offsite")
             return False
-        if not self._valid_callbacks(r):
+        if not self._valid_callbacks(r) or not self._keyed(r):
             return False
         if plain:
             self._remember(r.url, "duplicate")
         return True
+
+    def _fetchable(self, r: Request) -> bool:
+        """False, counted and logged, for a URL over ``max_url_length`` or malformed."""
+        url = r.url
+        if type(url) is not str:
+            return self._bad_url(url, f"a URL must be a str, not {type(url).__name__}")
+        if len(url) > self.max_url_length:
+            self.stats.errors["url-too-long"] += 1
+            log.debug("dropped a URL of %d characters (max_url_length is %d): %s...",
+                      len(url), self.max_url_length, url[:_LOGGED_URL_CHARS])
+            return False
+        problem = url_problem(url)
+        return True if problem is None else self._bad_url(url, problem)
+
+    def _keyed(self, r: Request) -> bool:
+        """Computes (and keeps) the host key and, unless ``dont_filter``, the fingerprint,
+        which canonicalises the URL; False, counted as bad-url, if either raises."""
+        try:
+            r.host  # noqa: B018
+            if not r.dont_filter:
+                r.fingerprint  # noqa: B018
+        except Exception as e:  # whatever it is, one request's URL never ends the crawl
+            return self._bad_url(r.url, f"cannot canonicalise it: {type(e).__name__}: {e}")
+        return True
+
+    def _bad_url(self, url: Any, problem: str) -> bool:
+        self.stats.errors["bad-url"] += 1
+        log.debug("skipped the malformed URL %r: %s", url, problem)
+        return False
 
     def _remember(self, url: str, verdict: str) -> None:
         known = self._known
@@ -119,21 +180,34 @@ class Admission:
             if ref is None:
                 continue
             if isinstance(ref, str):
-                ok = callable(getattr(self.spider, ref, None))
+                ok = callback_method(self.spider, ref) is not None
             else:
-                ok = getattr(ref, "__self__", None) is self.spider
+                ok = getattr(ref, "__self__", None) is self.spider and callback_method(
+                    self.spider, getattr(ref, "__name__", "")) is not None
             if not ok:
                 self.stats.errors["bad-request"] += 1
-                log.error("request %s: %s must be a method of the spider (they are stored by "
-                          "name), got %r", r.url, attr, ref)
+                log.error("request %s: %s must be a method of the spider meant as a callback "
+                          "(they are stored by name), got %r", r.url, attr, ref)
                 return False
         return True
 
     # -- payloads --------------------------------------------------------------
     def encode(self, r: Request) -> Any:
-        """The frontier payload: the Request itself in memory, JSON for persistent backends."""
+        """The frontier payload: the Request itself in memory, JSON for persistent backends.
+        None (counted as bad-request) for a request that cannot be stored, or whose meta
+        sets a proxy, credentials or TLS options while the store is shared: read back,
+        that meta would be dropped (see ``decode``) and the request sent without it."""
         if not self.serialise:
             return r
+        if self.backend.shared and r.meta and not UNTRUSTED_META.isdisjoint(r.meta):
+            self.stats.errors["bad-request"] += 1
+            if not self._meta_refused:
+                self._meta_refused = True
+                log.error("request %s: meta %s cannot go through a shared backend (anyone "
+                          "who can write to it could set them too); use the proxy and "
+                          "http_auth settings. Such requests are dropped", r.url,
+                          sorted(UNTRUSTED_META.intersection(r.meta)))
+            return None
         try:
             return encode_request(r)
         except ValueError as e:
@@ -142,4 +216,18 @@ class Admission:
             return None
 
     def decode(self, data: Any) -> Request:
-        return decode_request(data)
+        """A frontier payload as a Request. An entry of a shared backend is data that
+        anyone who can write to the store may have written: its ``UNTRUSTED_META`` keys
+        are dropped (counted as untrusted-meta, logged once), so no entry can send the
+        crawl's credentials through a proxy of its choosing."""
+        r = decode_request(data)
+        if self.backend.shared and r.meta and not UNTRUSTED_META.isdisjoint(r.meta):
+            dropped = sorted(UNTRUSTED_META.intersection(r.meta))
+            r.meta = {k: v for k, v in r.meta.items() if k not in UNTRUSTED_META}
+            self.stats.errors["untrusted-meta"] += 1
+            if not self._meta_dropped:
+                self._meta_dropped = True
+                log.warning("an entry of the shared frontier for %s set meta %s: dropped (they "
+                            "come from settings and spider code only); such entries are "
+                            "counted as untrusted-meta", r.url, dropped)
+        return r

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..config import Settings
+from ..exceptions import StorageError
 from ..fetch.base import Fetcher
 from ..fetch.cookies import BoundedCookieJar
 from ..fetch.fetcher import FetchConfig, HttpFetcher
@@ -43,6 +44,7 @@ from .callbacks import SpiderCode
 from .cluster import Cluster
 from .dispatch import Dispatcher
 from .job import Job
+from .middleware import MiddlewareChain
 from .pipelines import PipelineChain
 from .record import Batch, Recorder
 from .robots import RobotsGate
@@ -68,10 +70,12 @@ class Engine:
                  backend: Backend, *, job: Job | None = None, keep_alive: bool = False,
                  on_progress: Callable[[dict[str, Any]], None] | None = None,
                  progress_interval: float | None = None,
-                 fetchers: FetcherFactory | None = None) -> None:
+                 fetchers: FetcherFactory | None = None,
+                 middlewares: list[Any] | None = None) -> None:
         self.spider = spider
         self.settings = settings
         self.pipelines = pipelines
+        self.middlewares = middlewares or []
         self.backend = backend
         self.job = job
         self.on_progress = on_progress
@@ -83,9 +87,10 @@ class Engine:
                                retry=self.retry, politeness=self.politeness, cache=backend.robots,
                                claim_seconds=settings.fetch.timeout[1] * 2 + 5,
                                poll_interval=settings.backend.poll_interval)
-        self.admission = Admission(spider, backend.seen, self.stats,
+        self.admission = Admission(spider, backend, self.stats,
                                    max_depth=settings.limits.max_depth,
-                                   serialise=backend.serialises, seen_ttl=settings.backend.seen_ttl)
+                                   serialise=backend.serialises, seen_ttl=settings.backend.seen_ttl,
+                                   max_url_length=settings.limits.max_url_length)
         self.cluster = Cluster(backend, self.stats, poll_interval=settings.backend.poll_interval,
                                keep_alive=keep_alive)
         self.recorder = Recorder(spider=spider, backend=backend, stats=self.stats,
@@ -166,8 +171,9 @@ class Engine:
                              handle_statuses=getattr(self.spider, "handle_statuses", ()) or (),
                              offsite=offsite)
         code = SpiderCode(self.spider)
+        hooks = MiddlewareChain(self.middlewares, self.spider) if self.middlewares else None
         for i in range(self.workers_n):
-            w = WorkerThread(i, TaskRunner(code, self._fetchers(i), policy), self.tasks,
+            w = WorkerThread(i, TaskRunner(code, self._fetchers(i), policy, hooks), self.tasks,
                              self.results)
             w.start()
             self._workers.append(w)
@@ -176,8 +182,8 @@ class Engine:
         try:
             self.dispatcher.drain()
             self.dispatcher.unpark()
-        except Exception:
-            log.exception("could not give back unstarted requests")
+        except Exception as e:
+            self._finish_failed("could not give back unstarted requests", e)
         for _ in self._workers:
             try:
                 self.tasks.put_nowait(STOP)
@@ -202,9 +208,18 @@ class Engine:
                 if self.job is not None:
                     self.job.save({}, stats.snapshot())
                 self.cluster.send_stats()
-        except Exception:
-            log.exception("could not save the final stats")
+        except Exception as e:
+            self._finish_failed("could not save the final stats", e)
         self._report(final=True)
+
+    def _finish_failed(self, what: str, e: Exception) -> None:
+        """A step of finishing failed. When a backend error already stopped the crawl,
+        it is that error again (a failed backend fails every later call): the caller
+        reports it, once; another storage error is one line, anything else a traceback."""
+        if not isinstance(e, StorageError):
+            log.exception("%s", what)
+        elif self._stop_reason != "error":
+            log.error("%s: %s", what, e)
 
     # -- start requests ------------------------------------------------------
     def _seed(self, requests: Iterable[Any]) -> None:
@@ -216,7 +231,7 @@ class Engine:
                 return  # the job's frontier already holds everything
             digest = found
         with self.backend.transaction():
-            self.backend.frontier.push(self.admission.admit(starts))
+            self.admission.admit(starts)  # marks them seen and pushes them, in one step
             if self.job is not None:
                 self.job.started(digest)
                 self.job.save(self.pipelines.positions(), self.stats.snapshot())

@@ -1,7 +1,10 @@
-"""A persistent crawl's job: which spider and start requests it belongs to, its
-cumulative stats, where each output was last committed, and how a run of it begins
-(fresh, resumed, or a new pass of an incremental job). It works on any backend with
-a ``JobState`` (the SQLite job dir today).
+"""A persistent crawl's job: its identity (an id made once, with its job database, and
+the spider and start requests it belongs to), its cumulative stats, where each output
+was last committed, and how a run of it begins (fresh, resumed, or a new pass of an
+incremental job). The id is also recorded next to every output the job writes, so an
+output that holds the items of a job that no longer exists (a deleted job.sqlite) is
+refused rather than written again. It works on any backend with a ``JobState`` (the
+SQLite job dir today).
 """
 
 from __future__ import annotations
@@ -9,11 +12,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..exceptions import ConfigError
 from ..http import Request
+from ..outputs import JobMark
 from ..storage import Backend, JobState
 from .stats import Stats
 
@@ -50,6 +55,18 @@ class Job:
                               f"this version uses v{FINGERPRINT_VERSION}; every page would be "
                               "fetched again (use --force-resume to do so anyway)")
         self._positions = state.output_positions() if self.resumed else {}
+        # made before anything is written, and kept even if this run stops before the
+        # job is started: outputs claimed with it must stay this job's
+        job_id = state.get_meta("job_id")
+        if not isinstance(job_id, str) or not job_id:
+            job_id = uuid.uuid4().hex
+            state.set_meta("job_id", job_id)
+        self.id: str = job_id
+
+    @property
+    def mark(self) -> JobMark:
+        """What the outputs record as their writer: this job's id and job dir."""
+        return JobMark(self.id, os.path.abspath(self.state.location), self.force)
 
     @staticmethod
     def output_key(path: str) -> str:

@@ -4,6 +4,13 @@ Items pass through in the coordinator thread, one at a time, so a pipeline
 needs no locking. ``DropItem`` discards an item (counted as dropped); any other
 exception from ``process`` drops that item too, logged with its traceback and
 counted as a ``pipeline-error``; the crawl goes on.
+
+Pipelines get the item object itself, as Scrapy's do: the dict, dataclass, attrs or
+pydantic instance the callback yielded (or the spider's ``item_class`` made of a dict),
+so one may keep its type, its methods and ``isinstance`` routing. A pipeline that reads
+and writes through ``itemadapter.ItemAdapter(item)`` works for every item type. Only
+the outputs need one shape: they get a plain dict of the item's fields (nested items
+are written as what ``ItemAdapter(nested).asdict()`` gives).
 """
 
 from __future__ import annotations
@@ -14,9 +21,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from ..exceptions import ConfigError, DropItem
-from ..items import item_to_dict
+from ..items import is_item, item_to_dict
 from ..loader import import_object
-from ..outputs import Output
+from ..outputs import Output, write_item
 from ..spider import Spider
 
 __all__ = ["Pipeline", "PipelineChain", "build_pipelines"]
@@ -71,7 +78,8 @@ class PipelineChain:
             self._opened.append(p)
 
     def process(self, item: Any, spider: Spider) -> dict[str, Any] | None:
-        """The item as written, or None if a pipeline dropped it."""
+        """The item as written, or None if a pipeline dropped it; BadItem, with nothing
+        written anywhere, when an output cannot write it."""
         for p in self.pipelines:
             try:
                 item = p.process(item, spider)
@@ -83,18 +91,18 @@ class PipelineChain:
                 self.errors += 1
                 log.exception("pipeline %s failed; item dropped", type(p).__name__)
                 return None
-            if item is None:
+            if type(item) is not dict and not is_item(item):
                 self.errors += 1
-                log.error("pipeline %s returned None; return the item or raise DropItem",
-                          type(p).__name__)
+                log.error("pipeline %s returned %s, not an item; return the item or raise "
+                          "DropItem", type(p).__name__,
+                          "None" if item is None else f"a {type(item).__name__}")
                 return None
         record = item_to_dict(item)
         if self._discarding:
             self._discarding = False
             log.warning("items are discarded: no output is configured (-o FILE, or outputs: "
                         "in config.yaml) and no pipeline keeps them")
-        for output in self.outputs:
-            output.write(record)
+        write_item(self.outputs, record)  # to every output or none: BadItem for the caller
         return record
 
     def flush(self) -> None:

@@ -1,6 +1,8 @@
 """Recording outcomes: what each one changes in the stats, the host politeness state,
 the frontier (acks, retries, redirects, new requests), the dead letters, the items
-and the job, gathered per batch and committed by the engine in one transaction.
+(checked against the spider's ``item_class``, then through the pipelines), the custom
+counters spider code incremented, and the job, gathered per batch and committed by the
+engine in one transaction.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import LimitSettings
-from ..fetch.policy import Fail, Redirect, Retry
+from ..exceptions import BadItem
+from ..fetch.policy import Fail, Redirect, Reschedule, Retry
 from ..fetch.politeness import Politeness
 from ..http import Request
+from ..items import InvalidItem, ItemValidator, item_validator
 from ..spider import Spider
 from ..storage import Backend, Entry
 from .admission import Admission
@@ -57,6 +61,9 @@ class Recorder:
         self.job = job
         self.max_items = limits.max_items
         self.stop = stop
+        # the spider's item_class (checked before the crawl started): None, no checking
+        item_class = getattr(spider, "item_class", None)
+        self.validate = item_validator(item_class) if item_class is not None else None
 
     def robots(self, o: RobotsOutcome, now: float) -> None:
         self.stats.requests += 1
@@ -70,9 +77,12 @@ class Recorder:
             self._retry(o.request, host, decision.delay, batch, now)
         elif isinstance(decision, Redirect):
             batch.new.append(decision.request)
+        elif isinstance(decision, Reschedule):
+            decision.request.depth = o.request.depth  # it takes the place of the one it replaces
+            batch.new.append(decision.request)
         elif isinstance(decision, Fail):
             self._failed(o.request, decision, batch)
-        if o.exchange is not None and not isinstance(decision, Retry | Redirect):
+        if o.exchange is not None and not isinstance(decision, Retry | Redirect | Reschedule):
             self.stats.pages += 1  # a final response (redirect hops and retried answers are not)
         self._produced(o.request, o.produced, batch)
 
@@ -118,30 +128,56 @@ class Recorder:
             stats.errors["bad-output"] += p.bad_outputs
         if p.errors:
             stats.errors.update(p.errors)
+        if p.custom:
+            stats.custom.update(p.custom)
         if p.requests:
             depth = request.depth + 1
             for r in p.requests:
                 r.depth = depth
             batch.new.extend(p.requests)
         for item in p.items:
-            self._item(item)
+            self._item(item, request)
         if p.close_reason is not None:
             self.stop(p.close_reason)
 
-    def _item(self, item: Any) -> None:
+    def _item(self, item: Any, request: Request) -> None:
         stats, max_items = self.stats, self.max_items
         if max_items is not None and stats.items >= max_items:
             stats.filtered["over-max-items"] += 1
             return
-        if self.pipelines.process(item, self.spider) is not None:
+        validate = self.validate
+        if validate is not None:
+            item = self._validated(validate, item, request)
+            if item is None:
+                return
+        try:
+            written = self.pipelines.process(item, self.spider)
+        except BadItem as e:
+            # one item an output cannot take must not stop the crawl (nor, when it is
+            # resumed, stop it again on the same page): it is skipped, written nowhere
+            stats.errors["bad-item"] += 1
+            log.warning("bad item from %s skipped: %s", request.url, e)
+            return
+        if written is not None:
             stats.items += 1
             if max_items is not None and stats.items >= max_items:
                 self.stop("max_items")
 
+    def _validated(self, validate: ItemValidator, item: Any, request: Request) -> Any:
+        """The item as its item_class makes it, or None (counted, not written) if it does
+        not fit; each problem is logged once, with the first page that had it."""
+        try:
+            return validate(item)
+        except InvalidItem as e:
+            for problem in self.stats.invalid_item(e.problems, request.url):
+                log.warning("invalid item from %s: %s (not written; such items are counted as "
+                            "invalid-item and listed in the summary)", request.url, problem)
+            return None
+
     def commit(self, batch: Batch) -> None:
         """Apply the batch to the backend (inside the engine's transaction)."""
         if batch.new:
-            batch.entries.extend(self.admission.admit(batch.new))
+            self.admission.admit(batch.new)  # marks them seen and pushes them, in one step
         backend = self.backend
         backend.frontier.ack(batch.acks)
         if batch.entries:

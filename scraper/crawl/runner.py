@@ -16,12 +16,14 @@ from typing import Any
 
 from ..config import ConfigFile, Settings, load_config, resolve_settings
 from ..exceptions import ConfigError, SpiderError
+from ..items import item_validator
 from ..loader import find_spiders, load_spider
 from ..outputs import Output, check_output, open_output, output_path
 from ..spider import Spider
 from ..storage import Backend, BackendOptions, open_backend, scheme_of
 from .engine import Engine
 from .job import Job
+from .middleware import build_middlewares
 from .pipelines import PipelineChain, build_pipelines
 from .stats import Stats
 
@@ -41,13 +43,17 @@ class Crawl:
     backend: Backend
     job: Job | None = None
     keep_alive: bool = False
+    middlewares: list[Any] = field(default_factory=list)
     engine: Engine | None = field(default=None, init=False)
+    stopped: str | None = field(default=None, init=False)  # stop() before run() made the engine
 
     def run(self, on_progress: Callable[[dict[str, Any]], None] | None = None,
             progress_interval: float | None = None) -> Stats:
         self.engine = Engine(self.spider, self.settings, self.pipelines, backend=self.backend,
                              job=self.job, keep_alive=self.keep_alive, on_progress=on_progress,
-                             progress_interval=progress_interval)
+                             progress_interval=progress_interval, middlewares=self.middlewares)
+        if self.stopped is not None:  # a signal during start-up: the crawl ends at once
+            self.engine.stop(self.stopped)
         try:
             return self.engine.run()
         finally:
@@ -56,6 +62,8 @@ class Crawl:
     def stop(self, reason: str = "interrupted") -> None:
         if self.engine is not None:
             self.engine.stop(reason)
+        else:
+            self.stopped = reason
 
 
 def list_spiders(config_path: str | Path | None = None) -> list[str]:
@@ -164,6 +172,7 @@ def build_crawl(cls: type[Spider], *, config: ConfigFile | None = None,
                             schedule_settings=schedule_settings)
     spider = _new_spider(cls, spider_args)
     chain = build_pipelines(merged.export.pipelines) + list(pipelines)
+    middlewares = build_middlewares(merged.crawl.middlewares)
     url = backend_url(merged, job_dir)
     scheme_of(url)  # an unknown scheme is an error before anything is opened
     specs = list(merged.export.outputs) + list(outputs)
@@ -172,18 +181,20 @@ def build_crawl(cls: type[Spider], *, config: ConfigFile | None = None,
     backend = open_crawl_backend(url, name, merged)
     opened: list[Output] = []
     try:
-        for spec in specs:
-            check_output(spec, name, stream=backend.items is not None)
         job = Job(backend.job, name, force=force_resume) if backend.job is not None else None
-        for spec in specs:
-            resume_at = job.output_position(output_path(spec, name)) if job else None
-            opened.append(open_output(spec, name, resume_at=resume_at, stream=backend.items))
+        mark = job.mark if job else None
+        resume = [job.output_position(output_path(spec, name)) if job else None for spec in specs]
+        for spec, at in zip(specs, resume):  # all checked before any file is touched
+            check_output(spec, name, stream=backend.items is not None, job=mark, resume_at=at)
+        for spec, at in zip(specs, resume):
+            opened.append(open_output(spec, name, resume_at=at, stream=backend.items, job=mark))
     except BaseException:
         for o in opened:
             o.close()
         backend.close()
         raise
-    crawl = Crawl(spider, merged, PipelineChain(chain, opened), backend, job)
+    crawl = Crawl(spider, merged, PipelineChain(chain, opened), backend, job,
+                  middlewares=middlewares)
     crawl.keep_alive = keep_alive
     return crawl
 
@@ -206,3 +217,13 @@ def _check_spider_attrs(spider: type[Spider] | Spider, name: str) -> None:
         if not isinstance(d, str) or not d.strip() or any(c in d for c in "/:?# "):
             raise SpiderError(f"spider {name}: allowed_domains entry {d!r} must be a host name "
                               "such as 'example.com', without a scheme, port or path")
+    _check_item_class(cls, name)
+
+
+def _check_item_class(spider: type[Spider] | Spider, name: str) -> None:
+    item_class = getattr(spider, "item_class", None)
+    if item_class is not None:
+        try:
+            item_validator(item_class)
+        except TypeError as e:
+            raise SpiderError(f"spider {name}: {e}") from None

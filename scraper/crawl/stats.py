@@ -1,11 +1,17 @@
 """Crawl counters and the run summary (printed at the end, optionally written as JSON).
 
-Only the engine's coordinator thread updates a Stats, so it needs no lock.
+Only the engine's coordinator thread updates a Stats, so it needs no lock. Spider code
+adds custom counters with ``spider.stats.inc(name)`` (``Stats.inc``) from any thread: in
+a worker thread (where callbacks run) the increments go to that thread's
+``WorkerCounters``, which the worker hands over with each outcome, so they are recorded
+in the coordinator with the page that made them: exactly once, even across a resumed
+job, and with no lock on the hot path.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -13,9 +19,40 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FAILURES_KEPT", "Stats"]
+__all__ = ["FAILURES_KEPT", "INVALID_KINDS_KEPT", "OTHER_INVALID", "Stats", "WorkerCounters"]
 
 FAILURES_KEPT = 10
+# distinct invalid-item problems listed: a validator whose message holds the bad value
+# would otherwise grow the summary (and every job save) without bound
+INVALID_KINDS_KEPT = 100
+OTHER_INVALID = "(other problems)"
+
+_thread = threading.local()  # .counters: the WorkerCounters of a worker thread
+
+
+class WorkerCounters:
+    """The custom counters spider code incremented in one worker thread since the last
+    outcome that thread handed over. ``install`` once in the thread, ``take`` after
+    each task (the worker puts them in the outcome's Produced)."""
+
+    __slots__ = ("counts",)
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    @classmethod
+    def install(cls) -> WorkerCounters:
+        """This thread's counters: from now on its ``Stats.inc`` calls add here."""
+        counters = _thread.counters = cls()
+        return counters
+
+    def take(self) -> dict[str, int] | None:
+        """What was counted since the last ``take`` (None: nothing)."""
+        counts = self.counts
+        if not counts:
+            return None
+        self.counts = {}
+        return counts
 
 
 def _iso(ts: float) -> str:
@@ -30,12 +67,26 @@ def _cluster_summary(flat: dict[str, int]) -> dict[str, Any]:
         out[group] = {k.split(":", 1)[1]: v for k, v in sorted(flat.items())
                       if k.startswith(group + ":") and v}
     out["errors_total"] = sum(out["errors"].values())
+    out["custom"] = {k.split(":", 1)[1]: v for k, v in sorted(flat.items()) if k.startswith("custom:")}
     return out
 
 
 def _refill(counter: Counter[Any], values: dict[Any, int]) -> None:
     counter.clear()
     counter.update(values)
+
+
+def _optional_lines(s: dict[str, Any]) -> list[str]:
+    """Summary lines shown only when there is something to show."""
+    lines = []
+    invalid = sorted(s["invalid_items"].items(), key=lambda kv: -kv[1]["count"])
+    if invalid:
+        more = f", and {len(invalid) - 5} more" if len(invalid) > 5 else ""
+        lines.append("invalid   " + ", ".join(f"{k} {v['count']}" for k, v in invalid[:5]) + more
+                     + "  (items not written; the first page of each is in the summary JSON)")
+    if s["custom"]:
+        lines.append("custom    " + ", ".join(f"{k} {v}" for k, v in s["custom"].items()))
+    return lines
 
 
 @dataclass
@@ -61,6 +112,44 @@ class Stats:
     filtered: Counter[str] = field(default_factory=Counter)
     # the first FAILURES_KEPT final failures of each kind: which URLs, not just how many
     failures: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    custom: Counter[str] = field(default_factory=Counter)  # spider.stats.inc(name, n)
+    # problem ("price: field required") -> {"count": items, "url": the first page with it}
+    invalid_items: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def inc(self, name: str, n: int = 1) -> None:
+        """Add ``n`` to the custom counter ``name`` (``spider.stats.inc``). From a worker
+        thread the increment travels with that thread's next outcome; elsewhere (opened,
+        closed, start_requests, pipelines: the coordinator) it is counted at once."""
+        if not isinstance(name, str):
+            raise TypeError(f"stats.inc: the counter name must be a string, got {name!r}")
+        if not name:
+            raise ValueError("stats.inc: the counter name is empty")
+        if not isinstance(n, int) or isinstance(n, bool):
+            raise TypeError(f"stats.inc({name!r}): n must be an int, got {n!r}")
+        counters: WorkerCounters | None = getattr(_thread, "counters", None)
+        if counters is None:
+            self.custom[name] += n
+        else:
+            counts = counters.counts
+            counts[name] = counts.get(name, 0) + n
+
+    def invalid_item(self, problems: list[str], url: str) -> list[str]:
+        """An item its item_class refused: counted (``invalid-item``), each problem with
+        the first URL that had it. Returns the problems not seen before (to log once)."""
+        self.errors["invalid-item"] += 1
+        new = []
+        listed = self.invalid_items
+        for problem in problems:
+            entry = listed.get(problem)
+            if entry is None:
+                if len(listed) >= INVALID_KINDS_KEPT:
+                    problem = OTHER_INVALID
+                    entry = listed.get(problem)
+                if entry is None:
+                    entry = listed[problem] = {"count": 0, "url": url}
+                    new.append(problem)
+            entry["count"] += 1
+        return new
 
     def error(self, kind: str, n: int = 1) -> None:
         self.errors[kind] += n
@@ -96,6 +185,8 @@ class Stats:
             "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
             "filtered": dict(sorted(self.filtered.items())),
             "failures": {k: list(v) for k, v in sorted(self.failures.items())},
+            "invalid_items": {k: dict(v) for k, v in sorted(self.invalid_items.items())},
+            "custom": dict(sorted(self.custom.items())),
             "started": _iso(self.first_started or self.started),
             "finished": _iso(self.finished or time.time()),
             "duration_s": round(self.duration, 3),
@@ -120,7 +211,7 @@ class Stats:
             f"filtered  {filtered}",
             f"requests  {s['requests']}  (retries {s['retries']}, failed after retries "
             f"{s['dead_letters']}, {s['bytes'] / 1e6:.1f} MB)",
-        ] + ([] if self.cluster is None else [
+        ] + _optional_lines(s) + ([] if self.cluster is None else [
             "cluster   pages {pages}, items {items}, errors {errors_total}, requests {requests} "
             "(every process of this crawl)".format(**s["cluster"])]))
 
@@ -131,6 +222,7 @@ class Stats:
         flat.update({f"errors:{k}": v for k, v in self.errors.items()})
         flat.update({f"statuses:{k}": v for k, v in self.statuses.items()})
         flat.update({f"filtered:{k}": v for k, v in self.filtered.items()})
+        flat.update({f"custom:{k}": v for k, v in self.custom.items()})
         return flat
 
     def snapshot(self) -> dict[str, Any]:
@@ -141,6 +233,7 @@ class Stats:
             "errors": dict(self.errors), "statuses": {str(k): v for k, v in self.statuses.items()},
             "filtered": dict(self.filtered), "elapsed": self.duration,
             "failures": self.failures,
+            "custom": dict(self.custom), "invalid_items": self.invalid_items,
             "first_started": self.first_started or self.started,
         }
 
@@ -153,6 +246,8 @@ class Stats:
         _refill(self.statuses, {int(k): v for k, v in snap.get("statuses", {}).items()})
         _refill(self.filtered, snap.get("filtered", {}))
         self.failures = {k: list(v) for k, v in (snap.get("failures") or {}).items()}
+        _refill(self.custom, snap.get("custom") or {})
+        self.invalid_items = {k: dict(v) for k, v in (snap.get("invalid_items") or {}).items()}
         self.elapsed_before = float(snap.get("elapsed", 0.0))
         self.first_started = snap.get("first_started")
 

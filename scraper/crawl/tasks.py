@@ -77,6 +77,7 @@ class Produced:
     bad_outputs: int = 0
     errors: dict[str, int] = field(default_factory=dict)  # other error kinds of the page
     close_reason: str | None = None
+    custom: dict[str, int] | None = None  # spider.stats.inc counts made in the worker
 
 
 @dataclass(slots=True)

@@ -2,12 +2,13 @@
 code); ``WorkerThread`` is the loop of stop-check → take a task → run it → hand the
 outcome back, with its own fetcher (and so its own requests.Session).
 
-    task ──▶ fetcher.fetch ──▶ policy.after_response / after_error ──▶ decision
+    task ──▶ [middlewares ⟲] fetcher.fetch ──▶ policy.after_response / after_error ──▶ decision
                                    Deliver ──▶ callback     Fail ──▶ errback
+                                   Reschedule (a middleware's Request) ──▶ the coordinator
          ──▶ PageOutcome (decision, exchange, produced) ──▶ the coordinator
 
-Request/response hooks (middlewares) and other fetchers (a cache, a browser) plug in
-around ``TaskRunner.exchange``; nothing else here needs to change for them.
+Request/response hooks (``middleware.MiddlewareChain``) wrap the fetch in
+``TaskRunner.exchange``; other fetchers (a cache, a browser) plug in as the fetcher.
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ from typing import Any
 from ..exceptions import FetchError, HttpError
 from ..failure import Failure
 from ..fetch.base import Fetcher
-from ..fetch.policy import Decision, Deliver, Fail, FetchPolicy
+from ..fetch.policy import Decision, Deliver, Fail, FetchPolicy, Reschedule
 from ..fetch.redirects import is_redirect, redirect_request
 from ..http import Request
 from ..response import Response
 from ..robotstxt import decode_robots
 from .callbacks import SpiderCode
+from .middleware import MiddlewareChain
+from .stats import WorkerCounters
 from .tasks import (Exchange, Fetch, FetchRobots, Outcome, PageOutcome, Produced, Refuse,
                     RobotsOutcome, Stop, Task)
 
@@ -41,10 +44,12 @@ class TaskRunner:
     """Runs tasks for one spider with one fetcher; never raises for anything a spider or
     a server does."""
 
-    def __init__(self, code: SpiderCode, fetcher: Fetcher, policy: FetchPolicy) -> None:
+    def __init__(self, code: SpiderCode, fetcher: Fetcher, policy: FetchPolicy,
+                 middlewares: MiddlewareChain | None = None) -> None:
         self.code = code
         self.fetcher = fetcher
         self.policy = policy
+        self.middlewares = middlewares
 
     def run(self, task: Fetch | Refuse | FetchRobots) -> Outcome:
         try:
@@ -65,7 +70,13 @@ class TaskRunner:
         """Fetch ``request`` and decide what it becomes."""
         policy = self.policy
         try:
-            response = self.fetcher.fetch(request)
+            if self.middlewares is None:
+                response = self.fetcher.fetch(request)
+            else:
+                answer = self.middlewares.exchange(request, self.fetcher.fetch)
+                if isinstance(answer, Request):
+                    return Reschedule(answer), None
+                response = answer
         except FetchError as e:
             return policy.after_error(request, e), None
         summary = Exchange(response.status, len(response.content), response.elapsed,
@@ -111,7 +122,8 @@ class TaskRunner:
 
 
 class WorkerThread(threading.Thread):
-    """One fetching thread: every task it takes produces exactly one outcome."""
+    """One fetching thread: every task it takes produces exactly one outcome, carrying the
+    custom counters (``spider.stats.inc``) its spider code incremented."""
 
     def __init__(self, index: int, runner: TaskRunner, tasks: queue.Queue[Task],
                  results: queue.Queue[Any]) -> None:
@@ -122,11 +134,16 @@ class WorkerThread(threading.Thread):
 
     def run(self) -> None:
         get, put, run = self.tasks.get, self.results.put, self.runner.run
+        counters = WorkerCounters.install()
         try:
             while True:
                 task = get()
                 if isinstance(task, Stop):
                     return
-                put(run(task))
+                outcome = run(task)
+                if counters.counts and isinstance(outcome, PageOutcome):
+                    # recorded with this page, in the same transaction: exactly once
+                    outcome.produced.custom = counters.take()
+                put(outcome)
         finally:
             self.runner.close()

@@ -8,6 +8,13 @@ exceed ``MAX_COOKIE_BYTES`` (4,096, as every browser). The Cookie header of one
 request is capped at ``MAX_HEADER_BYTES`` (8 KB, the header size common servers
 accept; more gets 431 answers): the least specific cookies go first (the jar
 lists the longest paths first). Values are sent as UTF-8 bytes, as browsers do.
+
+Domains are checked more strictly than cookielib's defaults: ``Domain=co.uk`` (a
+two-letter country code under a generic second level, cookielib's
+``strict_domain``) is refused, so a host cannot set cookies for every site under
+a public suffix; without a public suffix list, private suffixes (``blogspot.com``)
+are not known. A dotless host naming itself (``Domain=localhost``) gets its cookie
+back, which cookielib would store and never send.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Mapping
-from http.cookiejar import Cookie
+from http.cookiejar import Cookie, CookiePolicy, DefaultCookiePolicy
 from typing import Any
 
 from requests.cookies import RequestsCookieJar
@@ -35,12 +42,19 @@ _created = itertools.count()
 class BoundedCookieJar(RequestsCookieJar):
     """A RequestsCookieJar with browsers' per-domain and per-cookie limits."""
 
+    def __init__(self, policy: CookiePolicy | None = None) -> None:
+        super().__init__(policy or DefaultCookiePolicy(strict_domain=True))
+
     def set_cookie(self, cookie: Cookie, *args: Any, **kwargs: Any) -> None:
         size = len(cookie.name) + len(cookie.value or "")
         if size > MAX_COOKIE_BYTES:
             log.debug("cookie %r of %s is %d bytes (over %d): not kept", cookie.name,
                       cookie.domain, size, MAX_COOKIE_BYTES)
             return
+        if cookie.domain_specified and "." not in cookie.domain.strip("."):
+            # Domain=HOST from a dotless HOST (the policy lets nothing else through):
+            # cookielib keys such a host as "HOST.local" and would never match ".HOST"
+            cookie.domain = cookie.domain.strip(".") + ".local"
         cookie._created = next(_created)  # type: ignore[attr-defined]  # for eviction order
         with self._cookies_lock:  # type: ignore[attr-defined]  # cookielib's own RLock
             super().set_cookie(cookie, *args, **kwargs)

@@ -1,6 +1,7 @@
 """The HTTP fetcher: one request, one exchange, on a worker's own requests.Session, with
 a total deadline (the watchdog), streamed bodies capped while reading, and redirects
-left to the caller (a 3xx comes back as a Response).
+left to the caller (a 3xx comes back as a Response). The ``headers`` setting goes
+with every request to every host; ``headers_for`` only to its domain and subdomains.
 
 This is the one boundary where ``requests``/``urllib3`` errors enter the package:
 each is translated here, once, into a FetchError subclass with the request
@@ -20,6 +21,7 @@ import requests
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 from requests.cookies import RequestsCookieJar
+from requests.structures import CaseInsensitiveDict
 
 from ..config import FetchSettings, PolitenessSettings
 from ..exceptions import ConnectionFailed, FetchError, FetchTimeout, ResponseTooLarge
@@ -47,6 +49,8 @@ class FetchConfig:
     verify: bool | str
     auth: tuple[str, str] | None = None
     auth_domains: tuple[str, ...] = ()
+    # (domain, headers), least specific first: a subdomain's own headers win
+    headers_for: tuple[tuple[str, Mapping[str, str]], ...] = ()
 
     @classmethod
     def from_settings(cls, s: FetchSettings, politeness: PolitenessSettings) -> FetchConfig:
@@ -59,7 +63,20 @@ class FetchConfig:
                    proxies=dict(s.proxy),
                    verify=s.ca_bundle or s.tls_verify,
                    auth=(auth["username"], auth["password"]) if auth else None,
-                   auth_domains=tuple(auth["domains"]) if auth else ())
+                   auth_domains=tuple(auth["domains"]) if auth else (),
+                   headers_for=tuple(sorted(((d, dict(h)) for d, h in s.headers_for.items()),
+                                            key=lambda dh: len(dh[0]))))
+
+
+class _Session(requests.Session):
+    """A Session that leaves redirects wholly to ``fetch.redirects``. With
+    ``allow_redirects=False`` requests still reads a 3xx's ``Location`` (to offer
+    ``Response.next``): it decodes the header as UTF-8 and raises on other bytes, and
+    it reads the whole body of the 3xx, past the size cap. Saying that no response
+    names a target turns all of that off."""
+
+    def get_redirect_target(self, resp: requests.Response) -> None:
+        return None
 
 
 class _Adapter(HTTPAdapter):
@@ -116,7 +133,7 @@ class HttpFetcher:
         self._conn: Any = None
         self._token: int | None = None
         self._expired = False
-        session = requests.Session()
+        session = _Session()
         adapter = _Adapter(self._use_conn, pool_connections=16, pool_maxsize=config.pool_size,
                            max_retries=0)
         session.mount("http://", adapter)
@@ -184,19 +201,32 @@ class HttpFetcher:
         meta = request.meta
         proxy = meta.get("proxy")
         proxies = {"http": proxy, "https": proxy} if proxy else self.config.proxies
+        host = (urlsplit(url).hostname or "").lower()
         auth = meta.get("http_auth")
         if auth is None and self.config.auth is not None and host_in_domains(
-                (urlsplit(url).hostname or "").lower(), self.config.auth_domains):
+                host, self.config.auth_domains):
             auth = self.config.auth
         try:
             return self.session.request(
-                request.method, url, headers=request.headers, data=request.body,
+                request.method, url, headers=self._headers(request, host), data=request.body,
                 cookies=wire_cookies(request.cookies) if request.cookies else None,
                 allow_redirects=False, stream=True, proxies=dict(proxies) if proxies else None,
                 auth=tuple(auth) if auth else None,
                 timeout=(self.config.connect_timeout, self.config.read_timeout))
         except Exception as e:
             raise _translate(e, request, url) from e
+
+    def _headers(self, request: Request, host: str) -> Mapping[str, str] | None:
+        """The request's own headers over those ``headers_for`` gives ``host`` (the
+        session's global ones go under both)."""
+        matching = [h for d, h in self.config.headers_for if host_in_domains(host, (d,))]
+        if not matching:
+            return request.headers
+        merged: CaseInsensitiveDict[str] = CaseInsensitiveDict()
+        for headers in matching:
+            merged.update(headers)
+        merged.update(request.headers or {})
+        return merged
 
     def _read(self, raw: requests.Response, request: Request, deadline: float) -> bytes:
         limit = self.config.max_response_size
@@ -207,6 +237,7 @@ class HttpFetcher:
                                    f"max_response_size {limit}", request=request)
         stream = raw.raw
         sock = _socket_of(stream)
+        decode = _decoding(stream)
         chunks: list[bytes] = []
         size = 0
         try:
@@ -216,7 +247,7 @@ class HttpFetcher:
                     raise FetchTimeout(f"timed out reading {raw.url} (total deadline)", request=request)
                 if sock is not None:
                     sock.settimeout(min(remaining, self.config.read_timeout))
-                chunk = stream.read1(_CHUNK, decode_content=True)
+                chunk = stream.read1(_CHUNK, decode_content=decode)
                 if not chunk:
                     break
                 size += len(chunk)
@@ -232,6 +263,31 @@ class HttpFetcher:
             raise _translate(e, request, raw.url) from e
         raw.close()
         return b"".join(chunks)
+
+
+# The codings urllib3 can undo here ("br" with the brotli extra, "zstd" with backports.zstd)
+_DECODABLE = frozenset(urllib3.HTTPResponse.CONTENT_DECODERS)
+
+
+def _decoding(stream: Any) -> bool:
+    """Whether to undo the body's Content-Encoding while reading it, the header read as
+    RFC 9110 8.4 defines it: the codings in the order applied, comma-separated, case and
+    spaces not significant, ``identity`` a no-op. urllib3 alone would take " gzip " for
+    an unknown coding and undo an unknown or ``identity`` coding inside a list as
+    deflate (a ``decode`` failure). With a coding we cannot undo anywhere in the list
+    nothing is undone: the body is passed on as sent, as with one unknown coding, and
+    its Content-Encoding header says what it is."""
+    header = stream.headers.get("Content-Encoding")
+    if header is None:
+        return True
+    codings = [c for c in (part.strip().lower() for part in header.split(","))
+               if c and c != "identity"]
+    if not all(c in _DECODABLE for c in codings):
+        return False
+    # urllib3 picks its decoders from this header when the body is first read; the
+    # Response keeps the header as the server sent it (requests copied it already)
+    stream.headers["Content-Encoding"] = ", ".join(codings)
+    return True
 
 
 def _socket_of(stream: Any) -> socket.socket | None:

@@ -17,7 +17,7 @@ from ..response import Response
 from .redirects import is_redirect, redirect_request
 from .retry import RetryPolicy
 
-__all__ = ["Decision", "Deliver", "Fail", "FetchPolicy", "Redirect", "Retry"]
+__all__ = ["Decision", "Deliver", "Fail", "FetchPolicy", "Redirect", "Reschedule", "Retry"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,14 @@ class Redirect:
 
 
 @dataclass(frozen=True, slots=True)
+class Reschedule:
+    """Schedule ``request`` instead (a middleware asked for it): it goes through the
+    coordinator like any new request; the one it replaces is done, not a page."""
+
+    request: Request
+
+
+@dataclass(frozen=True, slots=True)
 class Fail:
     """A final failure: the errback gets it. ``dead``: it failed after its last retry
     (a dead letter, for ``retry-failed``)."""
@@ -53,7 +61,7 @@ class Fail:
     dead: bool = False
 
 
-Decision = Deliver | Retry | Redirect | Fail
+Decision = Deliver | Retry | Redirect | Reschedule | Fail
 
 
 class FetchPolicy:
@@ -73,7 +81,7 @@ class FetchPolicy:
             request.meta.get("handle_statuses") or ())
 
     def after_error(self, request: Request, error: FetchError) -> Decision:
-        delay = self.retry.delay(request.attempt + 1, error=error)
+        delay = self._retry_delay(request, error=error)
         if delay is not None:
             log.debug("retrying %s in %.2fs after %s", request.url, delay, error.kind)
             return Retry(delay)
@@ -86,11 +94,25 @@ class FetchPolicy:
             return self._redirect(response)
         if handled:
             return Deliver(response)
-        delay = self.retry.delay(request.attempt + 1, response=response)
+        delay = self._retry_delay(request, response=response)
         if delay is not None:
             log.debug("retrying %s in %.2fs after HTTP %s", request.url, delay, status)
             return Retry(delay)
         return Fail(HttpError(response), response, dead=status in self.retry.statuses)
+
+    def _retry_delay(self, request: Request, *, response: Response | None = None,
+                     error: FetchError | None = None) -> float | None:
+        """The retry policy's answer, with Scrapy's per-request meta keys:
+        ``dont_retry`` (never retried) and ``max_retry_times`` (retries, not tries)."""
+        meta = request.meta
+        if not meta:
+            return self.retry.delay(request.attempt + 1, response=response, error=error)
+        if meta.get("dont_retry"):
+            return None
+        retries = meta.get("max_retry_times")
+        attempts = retries + 1 if isinstance(retries, int) and retries >= 0 else None
+        return self.retry.delay(request.attempt + 1, response=response, error=error,
+                                attempts=attempts)
 
     def host_backoff(self, request: Request, response: Response) -> float | None:
         """Seconds the whole host should get no request after this answer (429, 503)."""

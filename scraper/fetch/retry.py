@@ -61,11 +61,12 @@ class RetryPolicy:
         return self.backoff(attempt)
 
     def delay(self, attempt: int, *, response: Response | None = None,
-              error: BaseException | None = None) -> float | None:
+              error: BaseException | None = None, attempts: int | None = None) -> float | None:
         """Seconds to wait before attempt ``attempt + 1``, or None if not to retry.
 
-        ``attempt`` counts from 1. ``Retry-After`` (seconds or an HTTP date) wins
-        over the back-off when present, capped at ``retry.retry_after_max``.
+        ``attempt`` counts from 1; ``attempts`` (tries in all) overrides
+        ``retry.attempts`` for one request. ``Retry-After`` (seconds or an HTTP date)
+        wins over the back-off when present, capped at ``retry.retry_after_max``.
         """
         # tenacity wants a Retrying and a function; its strategies read neither
         state = tenacity.RetryCallState(None, None, (), {})  # type: ignore[arg-type]
@@ -74,7 +75,9 @@ class RetryPolicy:
             state.set_exception((type(error), error, error.__traceback__))
         else:
             state.set_result(response)
-        if not self._retry(state) or self._stop(state):
+        if not self._retry(state):
+            return None
+        if (attempt >= attempts) if attempts is not None else self._stop(state):
             return None
         if response is not None:
             after = retry_after(response.headers.get("Retry-After"))

@@ -4,7 +4,10 @@ the backend's item stream; opened by type (from ``type:`` or the path's extensio
 Every output is opened before the crawl starts, so a path that cannot be written is
 a configuration error, not a crash halfway through. ``-o`` appends to what is
 there; ``-O`` (``overwrite: true``) starts the file afresh; a resumed job cuts each
-file back to its last committed position.
+file back to its last committed position. A job (``--job-dir``) records next to each
+output that it writes it, and an output holding another job's items is refused.
+An item is written to every output or, when one of them cannot take it (BadItem), to
+none (``write_item``).
 """
 
 from __future__ import annotations
@@ -17,14 +20,16 @@ from typing import Any
 
 from ..exceptions import ConfigError
 from ..storage import ItemStream
-from .base import Output, cut_back, output_path
+from .base import (CLAIM_SUFFIX, JobMark, Output, check_claim, cut_back, output_path, read_claim,
+                   write_claim, write_item)
 from .csvfile import CsvOutput
 from .jsonarray import JsonArrayOutput
 from .jsonlines import JsonLinesOutput, StdoutOutput
-from .sqlite import SqliteOutput
+from .sqlite import SqliteOutput, read_table_claim
 from .stream import StreamOutput
 
-__all__ = ["Output", "check_output", "open_output", "output_path", "output_type"]
+__all__ = ["JobMark", "Output", "check_output", "open_output", "output_path", "output_type",
+           "write_item"]
 
 _TYPES = {".jsonl": "jsonl", ".jl": "jsonl", ".ndjson": "jsonl", ".json": "json",
           ".csv": "csv", ".db": "sqlite", ".sqlite": "sqlite", ".sqlite3": "sqlite"}
@@ -52,10 +57,11 @@ def output_type(spec: Mapping[str, Any]) -> str:
 
 
 def open_output(spec: Mapping[str, Any], spider: str, *, resume_at: int | None = None,
-                stream: ItemStream | None = None) -> Output:
+                stream: ItemStream | None = None, job: JobMark | None = None) -> Output:
     """Open the output ``spec`` names: appended to, overwritten (``overwrite: true``), or,
     when a job resumes, cut back to ``resume_at`` (its last committed position).
-    ``stream``: the backend's item stream, for the redis-stream output."""
+    ``stream``: the backend's item stream, for the redis-stream output; ``job``: the job
+    that writes it, recorded next to it (``check_output`` refused another job's)."""
     raw_path = str(spec.get("path") or "-")
     kind = output_type(spec)
     if kind == "redis-stream":
@@ -70,7 +76,7 @@ def open_output(spec: Mapping[str, Any], spider: str, *, resume_at: int | None =
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         if os.path.isdir(path):
             raise ConfigError(f"output {path}: is a directory")
-        return _open_file(kind, path, spec, spider, overwrite, resume_at)
+        return _open_file(kind, path, spec, spider, overwrite, resume_at, job)
     except OSError as e:
         raise ConfigError(f"output {path}: cannot open ({e.strerror or e})") from None
     except sqlite3.Error as e:
@@ -78,11 +84,15 @@ def open_output(spec: Mapping[str, Any], spider: str, *, resume_at: int | None =
 
 
 def _open_file(kind: str, path: str, spec: Mapping[str, Any], spider: str, overwrite: bool,
-               resume_at: int | None) -> Output:
+               resume_at: int | None, job: JobMark | None) -> Output:
     if kind == "sqlite":
-        return SqliteOutput(path, overwrite, spec.get("table") or spider, resume_at)
+        return SqliteOutput(path, overwrite, spec.get("table") or spider, resume_at, job)
     if resume_at is not None:
         cut_back(path, resume_at)
+    if job is not None:
+        write_claim(path, job)  # before the first item, so a crash cannot leave items unclaimed
+    elif overwrite:
+        Path(path + CLAIM_SUFFIX).unlink(missing_ok=True)  # started afresh: no job's items in it
     if kind == "jsonl":
         return JsonLinesOutput(path, overwrite)
     if kind == "json":
@@ -100,10 +110,13 @@ def _check_fields(spec: Mapping[str, Any], path: object) -> None:
         raise ConfigError(f"output {path}: csv_formula_escape must be true or false")
 
 
-def check_output(spec: Mapping[str, Any], spider: str, *, stream: bool = False) -> None:
+def check_output(spec: Mapping[str, Any], spider: str, *, stream: bool = False,
+                 job: JobMark | None = None, resume_at: int | None = None) -> None:
     """Everything about an output that can be checked without touching its file, so a bad
     second output never leaves the first one truncated. ``stream``: the backend keeps an
-    item stream (the redis-stream output needs one)."""
+    item stream (the redis-stream output needs one); ``job`` and ``resume_at``: the job
+    that will write it and its committed position there (an output holding another
+    job's items is refused, unless it is to be started afresh)."""
     kind = output_type(spec)
     if kind == "redis-stream":
         if not stream:
@@ -120,3 +133,7 @@ def check_output(spec: Mapping[str, Any], spider: str, *, stream: bool = False) 
     if path.exists() and not os.access(path, os.W_OK):
         raise ConfigError(f"output {path}: not writable")
     _check_fields(spec, path)
+    if job is not None and not (spec.get("overwrite") and resume_at is None):
+        claim = (read_table_claim(str(path), spec.get("table") or spider) if kind == "sqlite"
+                 else read_claim(str(path)))
+        check_claim(str(path), claim, job)

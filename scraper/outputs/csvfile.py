@@ -10,10 +10,12 @@ import csv
 import io
 import logging
 import os
+from dataclasses import dataclass
 from typing import Any
 
+from ..exceptions import BadItem
 from ..items import scalar_or_json
-from .base import FileOutput
+from .base import FileOutput, utf8
 
 __all__ = ["CsvOutput"]
 
@@ -39,23 +41,46 @@ class CsvOutput(FileOutput):
         if self.fields and not existing:
             self._row(self.fields)
 
-    def write(self, item: dict[str, Any]) -> None:
-        if self.fields is None:
-            self.fields = list(item)
-            self._row(self.fields)
-        extra = [k for k in item if k not in self.fields and k not in self._warned]
-        for key in extra:
-            self._warned.add(key)
-            log.warning("output %s: item key %r is not a column (columns: %s); its values are "
-                        "not written", self.path, key, ", ".join(self.fields))
+    def encode(self, item: dict[str, Any]) -> _CsvRow:
+        header = None if self.fields is not None else list(item)
+        fields = self.fields if self.fields is not None else list(item)
+        extra = tuple(k for k in item if k not in fields and k not in self._warned)
         cell = self._cell
-        self._row([cell(item.get(k)) for k in self.fields])
+        try:
+            text = (self._line(header) if header else "") + self._line(
+                [cell(item.get(k)) for k in fields])
+        except (TypeError, ValueError, RecursionError, csv.Error) as e:
+            raise BadItem(f"output {self.path}: cannot be written as CSV ({e})") from None
+        return _CsvRow(header, extra, utf8(text, self.path))
+
+    def put(self, encoded: _CsvRow) -> None:
+        if encoded.header is not None:
+            self.fields = encoded.header
+        for key in encoded.extra:
+            if key not in self._warned:
+                self._warned.add(key)
+                log.warning("output %s: item key %r is not a column (columns: %s); its values "
+                            "are not written", self.path, key, ", ".join(self.fields or ()))
+        self._write(encoded.data)
 
     def _row(self, row: list[Any]) -> None:
-        self._writer.writerow(row)
-        self._write(self._buffer.getvalue())
+        self._write(utf8(self._line(row), self.path))
+
+    def _line(self, row: list[Any]) -> str:
         self._buffer.seek(0)
-        self._buffer.truncate()
+        self._buffer.truncate()  # what a failed row may have left
+        self._writer.writerow(row)
+        return self._buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class _CsvRow:
+    """An encoded item: the header row it starts the file with (the first item's keys, when
+    no columns are known yet), its keys that are not columns, and the bytes to write."""
+
+    header: list[str] | None
+    extra: tuple[str, ...]
+    data: bytes
 
 
 def _cell(value: Any) -> Any:

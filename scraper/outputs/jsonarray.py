@@ -6,8 +6,7 @@ import os
 from typing import Any
 
 from ..exceptions import ConfigError
-from ..items import dumps
-from .base import FileOutput
+from .base import FileOutput, encode_json, utf8
 
 __all__ = ["JsonArrayOutput"]
 
@@ -22,7 +21,7 @@ class JsonArrayOutput(FileOutput):
             self._reopen_array(path)
         super().__init__(path, overwrite)
         if self.file.tell() == 0:
-            self._write("[")
+            self._write(b"[")
 
     def _reopen_array(self, path: str) -> None:
         with open(path, "rb+") as f:
@@ -36,11 +35,14 @@ class JsonArrayOutput(FileOutput):
             f.truncate()
             self.count = 0 if stripped == b"[" else 1
 
-    def write(self, item: dict[str, Any]) -> None:
-        self._write(("\n" if self.count == 0 else ",\n") + dumps(item))
+    def encode(self, item: dict[str, Any]) -> bytes:
+        return utf8(encode_json(item, self.path), self.path)
+
+    def put(self, encoded: bytes) -> None:
+        self._write((b"\n" if self.count == 0 else b",\n") + encoded)
         self.count += 1
 
     def close(self) -> None:
         if not self.file.closed:
-            self._write("\n]\n")
+            self._write(b"\n]\n")
         super().close()

@@ -5,8 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from ..items import dumps
-from .base import FileOutput
+from .base import FileOutput, encode_json, utf8
 
 __all__ = ["JsonLinesOutput", "StdoutOutput"]
 
@@ -14,8 +13,11 @@ __all__ = ["JsonLinesOutput", "StdoutOutput"]
 class JsonLinesOutput(FileOutput):
     """One JSON object per line."""
 
-    def write(self, item: dict[str, Any]) -> None:
-        self._write(dumps(item) + "\n")
+    def encode(self, item: dict[str, Any]) -> bytes:
+        return utf8(encode_json(item, self.path) + "\n", self.path)
+
+    def put(self, encoded: bytes) -> None:
+        self._write(encoded)
 
 
 class StdoutOutput:
@@ -23,8 +25,16 @@ class StdoutOutput:
 
     path = "-"
 
+    def encode(self, item: dict[str, Any]) -> str:
+        line = encode_json(item, "-") + "\n"
+        utf8(line, "-")  # what the UTF-8 stream would fail on, found before anything is written
+        return line
+
+    def put(self, encoded: str) -> None:
+        sys.stdout.write(encoded)
+
     def write(self, item: dict[str, Any]) -> None:
-        sys.stdout.write(dumps(item) + "\n")
+        self.put(self.encode(item))
 
     def flush(self) -> None:
         sys.stdout.flush()

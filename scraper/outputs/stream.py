@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..items import dumps
 from ..storage import ItemStream
+from .base import encode_json, utf8
 
 __all__ = ["StreamOutput"]
 
@@ -19,8 +19,16 @@ class StreamOutput:
     def __init__(self, stream: ItemStream) -> None:
         self.stream = stream
 
+    def encode(self, item: dict[str, Any]) -> str:
+        text = encode_json(item, "redis-stream")
+        utf8(text, "redis-stream")  # Redis would refuse it halfway through a batch
+        return text
+
+    def put(self, encoded: str) -> None:
+        self.stream.add(encoded)
+
     def write(self, item: dict[str, Any]) -> None:
-        self.stream.add(dumps(item))
+        self.put(self.encode(item))
 
     def flush(self) -> None:
         pass

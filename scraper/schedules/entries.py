@@ -33,7 +33,7 @@ from ..exceptions import ConfigError, SpiderNotFound
 from ..loader import find_spiders
 
 __all__ = ["ENTRY_KEYS", "Due", "ScheduleEntry", "SchedulePlan", "due", "format_duration",
-           "load_schedules", "next_due", "parse_duration", "upcoming"]
+           "load_schedules", "mask_settings", "next_due", "parse_duration", "upcoming"]
 
 #: Checks a run's spider class, settings and arguments as ``run`` will, raising what it
 #: raises (injected by the caller: the schedules package does not build crawls).
@@ -130,6 +130,10 @@ class ScheduleEntry:
         if self.seen_ttl is not None:
             out["seen_ttl"] = self.seen_ttl
         return out
+
+    def shown_settings(self) -> dict[str, Any]:
+        """``run_settings`` as a log may show them: secrets masked (see ``mask_settings``)."""
+        return mask_settings(self.run_settings())
 
     def next_after(self, t: float, anchor: float | None = None) -> float:
         """The first fire time after ``t``; an ``every`` schedule's fire times are
@@ -297,6 +301,40 @@ def _run_settings(item: Mapping[str, Any], where: str) -> dict[str, Any]:
     except (TypeError, ValueError):
         raise ConfigError(f"{where}: settings cannot be passed to the run: {settings!r}") from None
     return dict(settings)
+
+
+# -- secrets -------------------------------------------------------------------
+_URL_PASSWORD = re.compile(r"(?<=://)([^/@:]*):([^/@]*)@")
+
+
+def _mask_urls(value: Any) -> Any:
+    """A URL (or a mapping of URLs) with the password of its user:password@ part masked."""
+    if isinstance(value, str):
+        return _URL_PASSWORD.sub(lambda m: f"{m.group(1)}:***@", value)
+    if isinstance(value, Mapping):
+        return {k: _mask_urls(v) for k, v in value.items()}
+    return value
+
+
+def _mask_headers(value: Any) -> Any:
+    """Every header value masked: which of them carry a token is not ours to guess."""
+    if isinstance(value, Mapping):
+        return {k: _mask_headers(v) if isinstance(v, Mapping) else "***" for k, v in value.items()}
+    return value
+
+
+def mask_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Settings as logs may show them: the http_auth password, the passwords in proxy and
+    backend URLs, and header values (``headers``, ``headers_for``) replaced by ``***``."""
+    out = dict(settings)
+    for key, value in settings.items():
+        if key == "http_auth" and isinstance(value, Mapping) and "password" in value:
+            out[key] = {**value, "password": "***"}
+        elif key in ("headers", "headers_for"):
+            out[key] = _mask_headers(value)
+        elif key in ("proxy", "backend"):
+            out[key] = _mask_urls(value)
+    return out
 
 
 def _is_zone(name: Any) -> bool:

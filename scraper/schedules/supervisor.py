@@ -7,7 +7,11 @@ Each run is ``python -m scraper run SPIDER --summary RUNDIR/summary.json ...`` i
 own session, its output in ``RUNDIR/run.log``: a crawl that crashes, leaks or hangs
 cannot take the scheduler down, and a Ctrl-C on the terminal reaches only the
 scheduler, which decides what the runs get. A run's settings reach it through
-``run --schedule-settings JSON``, a layer between custom_settings and ``-s``.
+``run --schedule-settings @RUNDIR/settings.json``, a layer between custom_settings and
+``-s``: a file only this user can read, which the run deletes once read, so passwords
+and tokens never show in ``ps``; the log (also this user's only) shows them masked.
+A run starts with SIGINT and SIGTERM blocked until its handlers are in, so stopping
+it at any instant is a graceful stop, never a kill.
 
 - One run per spider at a time: a fire time that comes while the spider's previous
   run is going is skipped (``overlap: skip``) or queued, one deep (``queue``).
@@ -35,6 +39,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -46,9 +52,12 @@ from .metrics import SchedulerMetrics
 from .entries import (SchedulePlan, ScheduleEntry, due, format_duration, next_due,
                        upcoming)
 
-__all__ = ["Scheduler", "dry_run", "format_runs"]
+__all__ = ["SETTINGS_FILE", "Scheduler", "dry_run", "format_runs"]
 
 log = logging.getLogger(__name__)
+
+#: The run dir's file that hands a run its schedule's settings (deleted once read).
+SETTINGS_FILE = "settings.json"
 
 
 @dataclass
@@ -274,13 +283,13 @@ class Scheduler:
 
     # -- one run -----------------------------------------------------------------
     def command(self, entry: ScheduleEntry, summary_path: Path) -> list[str]:
-        """The command line of a run of ``entry``."""
+        """The command line of a run of ``entry``; its settings (if any) are read from
+        ``settings.json`` next to ``summary_path``, which ``_start`` writes."""
         cmd = [self.python, "-m", "scraper", "run", entry.spider, "--summary", str(summary_path)]
         if self.plan.config.path is not None:
             cmd += ["--config", str(self.plan.config.path.resolve())]
-        settings = entry.run_settings()
-        if settings:
-            cmd += ["--schedule-settings", json.dumps(settings, default=str)]
+        if entry.run_settings():
+            cmd += ["--schedule-settings", f"@{summary_path.parent / SETTINGS_FILE}"]
         for key, value in entry.args.items():
             cmd += ["-a", f"{key}={value}"]
         if entry.job_dir is not None:
@@ -299,13 +308,8 @@ class Scheduler:
         summary, logfile = rundir / "summary.json", rundir / "run.log"
         cmd = self.command(entry, summary)
         try:
-            rundir.mkdir(parents=True, exist_ok=True)
-            with open(logfile, "ab") as out:
-                out.write(f"# run {run_id} of schedule {entry.name} ({trigger}): "
-                          f"{shlex.join(cmd)}\n".encode())
-                out.flush()
-                proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+            proc = self._spawn(cmd, rundir, logfile, entry,
+                               f"# run {run_id} of schedule {entry.name} ({trigger}): ")
         except OSError as e:
             note = f"could not start: {e.strerror or e}"
             self.history.update(run_id, finished=time.time(), status="failed", note=note,
@@ -322,6 +326,26 @@ class Scheduler:
         self.metrics.running.labels(entry.spider).inc()
         log.info("run %d of %s started (spider %s, %s, pid %d); log: %s", run_id, entry.name,
                  entry.spider, trigger, proc.pid, logfile)
+
+    @staticmethod
+    def _spawn(cmd: list[str], rundir: Path, logfile: Path, entry: ScheduleEntry,
+               header: str) -> subprocess.Popen[bytes]:
+        """Start a run: its settings in a private file, its log private too (both may show
+        what the crawl does with credentials), its stop signals held until it handles them."""
+        rundir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        settings = entry.run_settings()
+        if settings:
+            _write_private(rundir / SETTINGS_FILE, json.dumps(settings, default=str))
+        fd = os.open(logfile, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "ab") as out:
+            out.write(f"{header}{shlex.join(cmd)}\n".encode())
+            if settings:
+                out.write(f"# settings: {json.dumps(entry.shown_settings(), default=str)}\n"
+                          .encode())
+            out.flush()
+            with _stop_signals_held():
+                return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
 
     def _enforce_timeout(self, run: _Run) -> None:
         mono = time.monotonic()
@@ -348,6 +372,7 @@ class Scheduler:
     def _ended(self, run: _Run, rc: int) -> None:
         assert self.history is not None
         self._running.pop(run.id, None)
+        (run.dir / SETTINGS_FILE).unlink(missing_ok=True)  # a run that died before reading it
         finished = time.time()
         entry = run.entry
         summary = _read_summary(run.summary_path)
@@ -402,6 +427,8 @@ class Scheduler:
         """Runs a previous scheduler left as running: ended since (a summary) or lost."""
         assert self.history is not None
         for rec in self.history.runs(status="running"):
+            if rec.log_path:  # the settings of a run that died before reading them
+                (Path(rec.log_path).parent / SETTINGS_FILE).unlink(missing_ok=True)
             summary = _read_summary(Path(rec.summary_path)) if rec.summary_path else None
             if summary is not None:
                 pages, items, errors = _counts(summary)
@@ -455,6 +482,28 @@ class Scheduler:
 
 
 # -- helpers -------------------------------------------------------------------
+def _write_private(path: Path, text: str) -> None:
+    """``text`` in a new file only this user can read (made so, not chmod-ed after)."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+@contextmanager
+def _stop_signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM blocked in this thread while a run is started: the child inherits
+    the mask across exec and unblocks them once its handlers are installed (see
+    cli.signals), so a SIGTERM in its first instants stops it gracefully instead of
+    killing it. This process gets any that came meanwhile when the mask is restored."""
+    stop = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, stop)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def _read_summary(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

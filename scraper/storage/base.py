@@ -13,6 +13,8 @@
 
 A ``Backend`` bundles them; an optional concern is typed ``X | None`` and is
 ``None`` where a backend does not provide it (an in-memory crawl shares nothing).
+New requests enter through ``Backend.push_unseen``, which spans two concerns: the
+seen-set's test-and-set and the frontier push of the new entries, in one atomic step.
 Everything here moves bytes, strings, numbers and opaque payloads: storage never
 imports spiders, requests or the engine.
 
@@ -31,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = ["Backend", "DeadLetters", "Entry", "Frontier", "HostState", "ItemStream", "JobState",
-           "Lease", "RobotsCache", "SeenSet", "SharedCounters"]
+           "Lease", "RobotsCache", "SeenSet", "SharedCounters", "push_unseen_locally"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +218,14 @@ class Backend(Protocol):
     def transaction(self) -> AbstractContextManager[None]:
         """Group changes so they take effect together (nesting: the outermost commits)."""
 
+    def push_unseen(self, entries: Sequence[Entry],
+                    fingerprints: Sequence[bytes | None]) -> list[bool]:
+        """Push each entry whose fingerprint the seen-set did not hold, marking it seen
+        in the same atomic step (None: not tested, always pushed); True per entry pushed.
+        A process killed at any instant leaves no fingerprint seen without its entry
+        queued. Local backends do it inside ``transaction``; a remote one in one step of
+        its own, answered at once."""
+
     def round_trips(self) -> int | None:
         """Calls made to a remote store so far (None for a local backend)."""
 
@@ -224,3 +234,16 @@ class Backend(Protocol):
 
     def close(self) -> None:
         """Release connections and files."""
+
+
+def push_unseen_locally(seen: SeenSet, frontier: Frontier, entries: Sequence[Entry],
+                        fingerprints: Sequence[bytes | None]) -> list[bool]:
+    """``Backend.push_unseen`` for a backend whose seen-set and frontier commit in one
+    local transaction (the caller holds it open): test-and-set, then push the new ones."""
+    if len(entries) != len(fingerprints):
+        raise ValueError("push_unseen: one fingerprint (or None) per entry")
+    tested = [fp for fp in fingerprints if fp is not None]
+    fresh = iter(seen.add_many(tested) if tested else ())
+    new = [fp is None or next(fresh) for fp in fingerprints]
+    frontier.push([e for e, ok in zip(entries, new) if ok])
+    return new

@@ -17,7 +17,7 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from .base import Entry, Lease
+from .base import Entry, Lease, push_unseen_locally
 
 __all__ = ["MemoryBackend", "MemoryFrontier", "MemoryHostState", "MemorySeenSet", "open_memory"]
 
@@ -253,6 +253,10 @@ class MemoryBackend:
     @contextmanager
     def transaction(self) -> Iterator[None]:
         yield
+
+    def push_unseen(self, entries: Sequence[Entry],
+                    fingerprints: Sequence[bytes | None]) -> list[bool]:
+        return push_unseen_locally(self.seen, self.frontier, entries, fingerprints)
 
     def round_trips(self) -> int | None:
         return None

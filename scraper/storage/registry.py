@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from ..exceptions import StorageUnusable
 from .base import Backend
@@ -102,13 +102,21 @@ def open_backend(url: str, options: BackendOptions) -> Backend:
 
 
 def mask_url(url: str) -> str:
-    """``url`` with the password of its user info replaced by ``***`` (for messages)."""
+    """``url`` with its credentials replaced by ``***``: the password of its user info
+    and the value of a ``password`` query option (redis-py reads one there too). Every
+    message, log line or summary that shows a backend URL shows it through this."""
     try:
         parts = urlsplit(url)
+        password = parts.password
     except ValueError:
-        return url
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+        password = ""  # unparsable (a bad port, a bracket): hide all of the user info
+    if password is not None:
+        url = _USER_INFO.sub(lambda m: m.group(1) + (
+            f"{parts.username or ''}:***@" if password else "***@"), url, count=1)
+    base, sep, query = url.partition("?")
+    return base + sep + _SECRET_QUERY.sub(r"\1***", query) if sep else url
+
+
+_USER_INFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
+# ``password=...`` (any case) in a query string
+_SECRET_QUERY = re.compile(r"((?:^|&)password=)[^&#]*", re.IGNORECASE)

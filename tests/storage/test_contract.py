@@ -160,3 +160,32 @@ def test_host_slot_race_never_exceeds_the_limit(backend):
     for t in threads:
         t.join()
     assert len(won) == 5
+
+
+def test_push_unseen_marks_and_pushes_in_one_step(backend):
+    entries = [Entry("h", str(i)) for i in range(4)]
+    with backend.transaction():
+        assert backend.push_unseen(entries, [b"a" * 16, b"b" * 16, b"a" * 16, None]) == [
+            True, True, False, True]                   # None: not tested, always pushed
+    assert sorted(l.entry.data for l in _pop(backend)) == ["0", "1", "3"]
+    assert b"a" * 16 in backend.seen and len(backend.seen) == 2
+    with backend.transaction():
+        assert backend.push_unseen([Entry("h", "4")], [b"b" * 16]) == [False]
+    assert backend.frontier.pending() == 0
+
+
+def test_push_unseen_race_queues_each_fingerprint_once(backend):
+    fps = [i.to_bytes(16, "big") for i in range(100)]
+    barrier = threading.Barrier(8)
+
+    def racer(n):
+        barrier.wait()
+        with backend.transaction():
+            backend.push_unseen([Entry("h", f"{n}-{i}") for i in range(len(fps))], fps)
+
+    threads = [threading.Thread(target=racer, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert backend.frontier.pending() == len(fps) and len(backend.seen) == len(fps)
