@@ -73,14 +73,14 @@ def _string(v: Any) -> str:
 def _header_value(v: Any) -> str:
     """A string that can go in an HTTP header as it is: latin-1 (what http.client
     writes), no line breaks (a header injection), not empty."""
-    v = _string(v)
+    text = _string(v)
     try:
-        v.encode("latin-1")
+        text.encode("latin-1")
     except UnicodeEncodeError:
         raise Invalid("a header value in latin-1 (percent-encode other characters)") from None
-    if "\r" in v or "\n" in v:
+    if "\r" in text or "\n" in text:
         raise Invalid("a header value on one line") from None
-    return v
+    return text
 
 
 def _timeout(v: Any) -> tuple[float, float]:
