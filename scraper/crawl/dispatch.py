@@ -57,7 +57,8 @@ class Dispatcher:
                                                jitter=self.politeness.jitter())
             decode = self.admission.decode
             for lease in leases:
-                self._route(lease.id, lease.entry.host, decode(lease.entry.data))
+                entry = lease.entry
+                self._route(lease.id, entry.host, decode(entry.data, entry.host))
         for host in self.gate.due(now):
             self.send(FetchRobots(host))
         return len(leases) + self._route_ready(now)
