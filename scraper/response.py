@@ -158,6 +158,10 @@ class Response:
         self.request = request
         self._history = history
         self.elapsed = elapsed
+        #: how a cache took part: None (no cache, or not cacheable), "miss" (fetched and
+        #: maybe stored), "hit" (served from disk: nothing was sent), "revalidated" (a
+        #: 304 confirmed the stored body), "replayed" (from a cassette: nothing was sent)
+        self.cached: str | None = None
         self._encoding: str | None = None
         self._text: str | None = None
         self._tree: Any = None

@@ -78,7 +78,7 @@ def test_new_writes_a_project_whose_own_tests_pass_offline(tmp_path):
     tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
                            cwd=proj, env=env, capture_output=True, text=True, timeout=120)
     assert tests.returncode == 0, tests.stdout + tests.stderr
-    assert "2 passed" in tests.stdout
+    assert "3 passed" in tests.stdout
 
 
 def test_the_new_projects_spider_crawls_the_bundled_demo_shop(tmp_path):

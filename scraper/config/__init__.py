@@ -5,10 +5,10 @@ from .loading import (ConfigFile, Layer, load_config, merge_settings, parse_cli_
                       resolve_settings)
 from .schema import DEFAULT_USER_AGENT, SCHEMA, Setting, check_layer, flatten
 from .settings import (BackendSettings, CrawlSettings, FetchSettings, ExportSettings,
-                       LimitSettings, PolitenessSettings, RetrySettings, ScheduleSettings,
+                       HttpCacheSettings, LimitSettings, PolitenessSettings, RetrySettings, ScheduleSettings,
                        Settings)
 
 __all__ = ["DEFAULT_USER_AGENT", "SCHEMA", "BackendSettings", "ConfigFile", "CrawlSettings",
-           "FetchSettings", "ExportSettings", "Layer", "LimitSettings", "PolitenessSettings",
+           "FetchSettings", "ExportSettings", "HttpCacheSettings", "Layer", "LimitSettings", "PolitenessSettings",
            "RetrySettings", "ScheduleSettings", "Setting", "Settings", "check_layer", "flatten",
            "load_config", "merge_settings", "parse_cli_settings", "resolve_settings"]

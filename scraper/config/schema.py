@@ -171,6 +171,13 @@ def _schedules(v: Any) -> tuple[dict[str, Any], ...]:
     return tuple(dict(x) for x in v)
 
 
+def _cache_policy(v: Any) -> str:
+    if v not in ("dummy", "rfc9111"):
+        raise Invalid("dummy (serve whatever is stored) or rfc9111 (honour Cache-Control, "
+                      "Expires and validators)")
+    return str(v)
+
+
 def _port(v: Any) -> int | None:
     """null (off), or a TCP port; 0 picks any free port."""
     if v is None:
@@ -267,7 +274,8 @@ class Setting:
 
 
 #: The sections of the typed settings, in the order the README documents them.
-SECTIONS = ("crawl", "fetch", "politeness", "retry", "limits", "backend", "export", "schedule")
+SECTIONS = ("crawl", "fetch", "politeness", "retry", "limits", "backend", "export", "httpcache",
+            "schedule")
 
 
 def _s(name: str, default: Any, check: Check, doc: str, section: str, attr: str = "") -> Setting:
@@ -360,6 +368,20 @@ SCHEMA: dict[str, Setting] = {s.name: s for s in [
     _s("redis_retry_window", 30.0, _number(0),
        "seconds to keep retrying (with back-off) a Redis that does not answer before failing",
        "backend"),
+    # httpcache: responses kept on disk, for developing a spider without hitting the site again
+    _s("httpcache.enabled", False, _boolean,
+       "serve GET/HEAD responses from a local cache when it has them (hits skip the host's delay)",
+       "httpcache"),
+    _s("httpcache.dir", ".scraper/httpcache/{spider}", _string,
+       "directory of the cache (one SQLite file per spider; relative to the working directory)",
+       "httpcache"),
+    _s("httpcache.expiration_s", 0.0, _number(0),
+       "seconds a stored response is used at all (0: forever)", "httpcache"),
+    _s("httpcache.ignore_statuses", (), _statuses, "responses with these statuses are not stored",
+       "httpcache"),
+    _s("httpcache.policy", "dummy", _cache_policy,
+       "dummy (serve whatever is stored) or rfc9111 (Cache-Control, Expires, ETag and "
+       "Last-Modified revalidation)", "httpcache"),
     # schedule: the scheduler's own settings
     _s("schedules", (), _schedules, "recurring crawls for `python -m scraper schedule`", "schedule",
        "entries"),

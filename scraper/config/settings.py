@@ -16,7 +16,8 @@ from typing import Any
 
 from .schema import SCHEMA, suggest
 
-__all__ = ["BackendSettings", "CrawlSettings", "FetchSettings", "ExportSettings", "LimitSettings",
+__all__ = ["BackendSettings", "CrawlSettings", "FetchSettings", "ExportSettings",
+           "HttpCacheSettings", "LimitSettings",
            "PolitenessSettings", "RetrySettings", "ScheduleSettings", "Settings"]
 
 
@@ -104,6 +105,17 @@ class ExportSettings:
 
 
 @dataclass(frozen=True)
+class HttpCacheSettings:
+    """The local HTTP cache: whether it is used, where it lives, what it keeps."""
+
+    enabled: bool
+    dir: str
+    expiration_s: float
+    ignore_statuses: tuple[int, ...]
+    policy: str
+
+
+@dataclass(frozen=True)
 class ScheduleSettings:
     """The scheduler's own settings (a run cannot change them)."""
 
@@ -118,7 +130,7 @@ class ScheduleSettings:
 _SECTION_TYPES: dict[str, type] = {
     "crawl": CrawlSettings, "fetch": FetchSettings, "politeness": PolitenessSettings,
     "retry": RetrySettings, "limits": LimitSettings, "backend": BackendSettings,
-    "export": ExportSettings, "schedule": ScheduleSettings,
+    "export": ExportSettings, "httpcache": HttpCacheSettings, "schedule": ScheduleSettings,
 }
 
 
@@ -143,6 +155,7 @@ class Settings(Mapping[str, Any]):
     limits: LimitSettings
     backend: BackendSettings
     export: ExportSettings
+    httpcache: HttpCacheSettings
     schedule: ScheduleSettings
     _values: Mapping[str, Any]
 

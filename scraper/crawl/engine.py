@@ -30,9 +30,8 @@ from typing import Any
 
 from ..config import Settings
 from ..exceptions import StorageError
-from ..fetch.base import Fetcher
-from ..fetch.cookies import BoundedCookieJar
-from ..fetch.fetcher import FetchConfig, HttpFetcher
+from ..fetch.cassette import NOT_RECORDED, CassetteMode
+from ..fetch.factory import FetcherFactory, worker_fetchers
 from ..fetch.policy import FetchPolicy
 from ..fetch.politeness import Politeness
 from ..fetch.retry import RetryPolicy
@@ -57,7 +56,6 @@ __all__ = ["Engine", "FetcherFactory"]
 log = logging.getLogger(__name__)
 
 #: Makes the fetcher of worker ``index``: where a cache, a cassette or a browser plugs in.
-FetcherFactory = Callable[[int], Fetcher]
 
 _WAKE = object()  # put on the results queue to wake the coordinator
 _BATCH = 256      # outcomes recorded per transaction at most
@@ -71,7 +69,9 @@ class Engine:
                  on_progress: Callable[[dict[str, Any]], None] | None = None,
                  progress_interval: float | None = None,
                  fetchers: FetcherFactory | None = None,
-                 middlewares: list[Any] | None = None) -> None:
+                 middlewares: list[Any] | None = None,
+                 cassette: CassetteMode | None = None,
+                 wrap_fetchers: Callable[[FetcherFactory], FetcherFactory] | None = None) -> None:
         self.spider = spider
         self.settings = settings
         self.pipelines = pipelines
@@ -82,7 +82,10 @@ class Engine:
         self.progress_interval = progress_interval or settings.crawl.progress_interval
         self.stats = Stats(spider.name)
         self.retry = RetryPolicy.from_settings(settings.retry)
-        self.politeness = Politeness(backend.hosts, settings.politeness)
+        self.cassette = cassette
+        replaying = cassette is not None and cassette.replay
+        self.politeness = Politeness(backend.hosts, settings.politeness,
+                                     offline_answers=settings.httpcache.enabled or replaying)
         self.gate = RobotsGate(settings.fetch.user_agent, obey=settings.politeness.obey_robots,
                                retry=self.retry, politeness=self.politeness, cache=backend.robots,
                                claim_seconds=settings.fetch.timeout[1] * 2 + 5,
@@ -97,7 +100,9 @@ class Engine:
                                  politeness=self.politeness, gate=self.gate,
                                  admission=self.admission, pipelines=pipelines,
                                  cluster=self.cluster, job=job, limits=settings.limits,
-                                 stop=self._begin_stop)
+                                 stop=self._begin_stop, fatal_kinds=frozenset(
+                                     {NOT_RECORDED} if replaying and cassette and cassette.strict
+                                     else ()))
         self.workers_n = settings.crawl.workers
         self.tasks: queue.Queue[Task] = queue.Queue(maxsize=self.workers_n)
         self.results: queue.Queue[Any] = queue.Queue()
@@ -108,7 +113,10 @@ class Engine:
         self._stop_started: float | None = None
         self._workers: list[WorkerThread] = []
         self.watchdog = Watchdog()
-        self._fetchers = fetchers or self._http_fetchers()
+        self._fetchers = fetchers or worker_fetchers(settings, spider.name, self.watchdog,
+                                                     cassette)
+        if wrap_fetchers is not None:
+            self._fetchers = wrap_fetchers(self._fetchers)
 
     # -- public --------------------------------------------------------------
     @property
@@ -158,13 +166,6 @@ class Engine:
         return self.cluster.totals()
 
     # -- set-up and tear-down ------------------------------------------------
-    def _http_fetchers(self) -> FetcherFactory:
-        config = FetchConfig.from_settings(self.settings.fetch, self.settings.politeness)
-        if config.verify is False:
-            log.warning("tls_verify is off: TLS certificates are not checked")
-        jar = BoundedCookieJar()  # one jar for every worker: a cookielib jar locks itself
-        return lambda index: HttpFetcher(config, jar, self.watchdog)
-
     def _start_workers(self) -> None:
         offsite = self.admission.offsite if self.admission.domains else None
         policy = FetchPolicy(self.retry, max_redirects=self.settings.fetch.max_redirects,

@@ -49,7 +49,8 @@ class Recorder:
     def __init__(self, *, spider: Spider, backend: Backend, stats: Stats,
                  politeness: Politeness, gate: RobotsGate, admission: Admission,
                  pipelines: PipelineChain, cluster: Cluster, job: Job | None,
-                 limits: LimitSettings, stop: Callable[[str], None]) -> None:
+                 limits: LimitSettings, stop: Callable[[str], None],
+                 fatal_kinds: frozenset[str] = frozenset()) -> None:
         self.spider = spider
         self.backend = backend
         self.stats = stats
@@ -61,12 +62,17 @@ class Recorder:
         self.job = job
         self.max_items = limits.max_items
         self.stop = stop
+        # failure kinds that end the crawl as an error (``not-recorded`` under --strict)
+        self.fatal_kinds = fatal_kinds
         # the spider's item_class (checked before the crawl started): None, no checking
         item_class = getattr(spider, "item_class", None)
         self.validate = item_validator(item_class) if item_class is not None else None
 
     def robots(self, o: RobotsOutcome, now: float) -> None:
         self.stats.requests += 1
+        if o.error in self.fatal_kinds:
+            log.error("%s/robots.txt: %s", o.host, o.error)
+            self.stop("error")
         self.gate.learned(o.host, o.status, o.text, o.error, now)
 
     def page(self, o: PageOutcome, host: str, batch: Batch, now: float) -> None:
@@ -96,8 +102,16 @@ class Recorder:
             return
         self.stats.statuses[ex.status] += 1
         self.stats.bytes += ex.nbytes
+        if ex.cached is not None:
+            self._cached(ex.cached)
         if ex.host_backoff is not None:
             self.politeness.back_off(host, now + ex.host_backoff)
+
+    def _cached(self, how: str) -> None:
+        if how == "miss":
+            self.stats.cache_misses += 1
+        elif how != "replayed":  # a hit, or a 304 that confirmed the stored body
+            self.stats.cache_hits += 1
 
     def _retry(self, request: Request, host: str, delay: float, batch: Batch, now: float) -> None:
         self.stats.retries += 1
@@ -111,6 +125,9 @@ class Recorder:
         status = decision.response.status if decision.response is not None else None
         self.stats.failure(kind, request.url, status)
         log.info("failed: %s (%s%s)", request.url, kind, f", HTTP {status}" if status else "")
+        if kind in self.fatal_kinds:
+            log.error("%s", decision.error)
+            self.stop("error")
         if not decision.dead:
             return
         self.stats.dead += 1

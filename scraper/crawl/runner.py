@@ -16,12 +16,13 @@ from typing import Any
 
 from ..config import ConfigFile, Settings, load_config, resolve_settings
 from ..exceptions import ConfigError, SpiderError
+from ..fetch.cassette import CASSETTE_FILE, CassetteMode
 from ..items import item_validator
 from ..loader import find_spiders, load_spider
 from ..outputs import Output, check_output, open_output, output_path
 from ..spider import Spider
 from ..storage import Backend, BackendOptions, open_backend, scheme_of
-from .engine import Engine
+from .engine import Engine, FetcherFactory
 from .job import Job
 from .middleware import build_middlewares
 from .pipelines import PipelineChain, build_pipelines
@@ -44,17 +45,21 @@ class Crawl:
     job: Job | None = None
     keep_alive: bool = False
     middlewares: list[Any] = field(default_factory=list)
+    cassette: CassetteMode | None = None  # --record DIR / --replay DIR
+    # wraps the engine's fetcher factory (``scraper.testing`` notes the requests made)
+    wrap_fetchers: Callable[[FetcherFactory], FetcherFactory] | None = None
     engine: Engine | None = field(default=None, init=False)
     stopped: str | None = field(default=None, init=False)  # stop() before run() made the engine
 
     def run(self, on_progress: Callable[[dict[str, Any]], None] | None = None,
             progress_interval: float | None = None) -> Stats:
-        self.engine = Engine(self.spider, self.settings, self.pipelines, backend=self.backend,
-                             job=self.job, keep_alive=self.keep_alive, on_progress=on_progress,
-                             progress_interval=progress_interval, middlewares=self.middlewares)
-        if self.stopped is not None:  # a signal during start-up: the crawl ends at once
-            self.engine.stop(self.stopped)
         try:
+            self.engine = Engine(self.spider, self.settings, self.pipelines, backend=self.backend,
+                                 job=self.job, keep_alive=self.keep_alive, on_progress=on_progress,
+                                 progress_interval=progress_interval, middlewares=self.middlewares,
+                                 cassette=self.cassette, wrap_fetchers=self.wrap_fetchers)
+            if self.stopped is not None:  # a signal during start-up: the crawl ends at once
+                self.engine.stop(self.stopped)
             return self.engine.run()
         finally:
             self.backend.close()
@@ -79,14 +84,14 @@ def prepare(name: str, *, config_path: str | Path | None = None,
             spider_args: Mapping[str, str] | None = None,
             outputs: Sequence[Mapping[str, Any]] = (),
             job_dir: str | Path | None = None, force_resume: bool = False,
-            keep_alive: bool = False) -> Crawl:
+            keep_alive: bool = False, cassette: CassetteMode | None = None) -> Crawl:
     """Find the spider ``name`` through the config and validate everything a crawl needs."""
     config: ConfigFile = load_config(config_path)
     base = resolve_settings(config, schedule=("schedule settings", schedule_settings), cli=settings)
     cls = load_spider(name, base.crawl.spiders_path, config.base_dir)
     return build_crawl(cls, config=config, settings=settings, schedule_settings=schedule_settings,
                        spider_args=spider_args, outputs=outputs, job_dir=job_dir,
-                       force_resume=force_resume, keep_alive=keep_alive)
+                       force_resume=force_resume, keep_alive=keep_alive, cassette=cassette)
 
 
 def crawl_settings(cls: type[Spider], *, config: ConfigFile | None = None,
@@ -159,15 +164,19 @@ def build_crawl(cls: type[Spider], *, config: ConfigFile | None = None,
                 outputs: Sequence[Mapping[str, Any]] = (),
                 pipelines: Sequence[Any] = (),
                 job_dir: str | Path | None = None, force_resume: bool = False,
-                keep_alive: bool = False) -> Crawl:
+                keep_alive: bool = False, cassette: CassetteMode | None = None) -> Crawl:
     """A crawl of the spider class ``cls`` (settings layered over ``config``), not yet started.
 
     ``pipelines`` are extra pipeline instances run after the configured ones. With
     ``job_dir`` the crawl is persistent: it resumes what that job dir holds. With the
     ``backend`` setting (a Redis URL) it joins the crawl shared by every process that
-    uses that backend and spider.
+    uses that backend and spider. With ``cassette`` its exchanges are recorded in, or
+    served from, a cassette (``fetch.cassette``).
     """
     name = cls.name
+    if cassette is not None and cassette.replay and not (cassette.dir / CASSETTE_FILE).is_file():
+        raise ConfigError(f"--replay {cassette.dir}: no cassette there (record one with "
+                          f"--record {cassette.dir})")
     merged = crawl_settings(cls, config=config, settings=settings,
                             schedule_settings=schedule_settings)
     spider = _new_spider(cls, spider_args)
@@ -194,7 +203,7 @@ def build_crawl(cls: type[Spider], *, config: ConfigFile | None = None,
         backend.close()
         raise
     crawl = Crawl(spider, merged, PipelineChain(chain, opened), backend, job,
-                  middlewares=middlewares)
+                  middlewares=middlewares, cassette=cassette)
     crawl.keep_alive = keep_alive
     return crawl
 

@@ -84,6 +84,8 @@ def _optional_lines(s: dict[str, Any]) -> list[str]:
         more = f", and {len(invalid) - 5} more" if len(invalid) > 5 else ""
         lines.append("invalid   " + ", ".join(f"{k} {v['count']}" for k, v in invalid[:5]) + more
                      + "  (items not written; the first page of each is in the summary JSON)")
+    if s["cache_hits"] or s["cache_misses"]:
+        lines.append(f"cache     hits {s['cache_hits']}, misses {s['cache_misses']}")
     if s["custom"]:
         lines.append("custom    " + ", ".join(f"{k} {v}" for k, v in s["custom"].items()))
     return lines
@@ -103,6 +105,8 @@ class Stats:
     bytes: int = 0
     retries: int = 0
     dead: int = 0                 # requests that failed after their last retry
+    cache_hits: int = 0           # answers the HTTP cache gave (a 304 revalidation included)
+    cache_misses: int = 0         # cacheable requests the cache could not answer
     elapsed_before: float = 0.0   # seconds of earlier runs of the same job
     cluster: dict[str, int] | None = None  # the whole cluster's counters (shared backend)
     backend_round_trips: int | None = None  # calls to a shared backend by this process
@@ -181,6 +185,8 @@ class Stats:
             "retries": self.retries,
             "dead_letters": self.dead,
             "bytes": self.bytes,
+            "cache_hits": self.cache_hits,
+            "cache_misses": self.cache_misses,
             "errors": dict(sorted(self.errors.items())),
             "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
             "filtered": dict(sorted(self.filtered.items())),
@@ -230,6 +236,7 @@ class Stats:
         return {
             "pages": self.pages, "items": self.items, "requests": self.requests,
             "bytes": self.bytes, "retries": self.retries, "dead": self.dead,
+            "cache_hits": self.cache_hits, "cache_misses": self.cache_misses,
             "errors": dict(self.errors), "statuses": {str(k): v for k, v in self.statuses.items()},
             "filtered": dict(self.filtered), "elapsed": self.duration,
             "failures": self.failures,
@@ -239,7 +246,8 @@ class Stats:
 
     def restore(self, snap: dict[str, Any]) -> None:
         """Continue counting from a snapshot of an earlier run of the same job."""
-        for key in ("pages", "items", "requests", "bytes", "retries", "dead"):
+        for key in ("pages", "items", "requests", "bytes", "retries", "dead", "cache_hits",
+                    "cache_misses"):
             setattr(self, key, int(snap.get(key, 0)))
         # in place: admission, the recorder and the cluster hold these very Counters
         _refill(self.errors, snap.get("errors", {}))

@@ -65,6 +65,7 @@ class Exchange:
     nbytes: int
     latency: float
     host_backoff: float | None = None  # seconds the whole host should wait (429/503)
+    cached: str | None = None  # Response.cached: "hit", "miss", "revalidated", "replayed"
 
 
 @dataclass(slots=True)

@@ -38,6 +38,7 @@ __all__ = ["TaskRunner", "WorkerThread"]
 log = logging.getLogger(__name__)
 
 _ROBOTS_REDIRECTS = 5
+_SENT_NOTHING = ("hit", "replayed")  # Response.cached values of answers made locally
 
 
 class TaskRunner:
@@ -50,6 +51,8 @@ class TaskRunner:
         self.fetcher = fetcher
         self.policy = policy
         self.middlewares = middlewares
+        # a fetcher that never sends (a cassette's), failures included
+        self.offline = bool(getattr(fetcher, "offline", False))
 
     def run(self, task: Fetch | Refuse | FetchRobots) -> Outcome:
         try:
@@ -80,12 +83,14 @@ class TaskRunner:
         except FetchError as e:
             return policy.after_error(request, e), None
         summary = Exchange(response.status, len(response.content), response.elapsed,
-                           policy.host_backoff(request, response))
+                           policy.host_backoff(request, response), response.cached)
         return policy.after_response(request, response), summary
 
     def page(self, lease: Any, request: Request) -> PageOutcome:
-        sent_at = time.time()
+        sent_at: float | None = time.time()
         decision, summary = self.exchange(request)
+        if self.offline or (summary is not None and summary.cached in _SENT_NOTHING):
+            sent_at = None  # nothing went to the host: its delay is not held for this
         out = PageOutcome(lease, request, decision, summary, sent_at=sent_at)
         if isinstance(decision, Deliver):
             self.code.callback(decision.response, out.produced)

@@ -1,8 +1,8 @@
 """The Fetcher protocol: how a worker gets a Response for a Request.
 
-This is where other ways of fetching plug in: the HTTP fetcher (``fetcher``), and
-later a cache, a recorded cassette or a browser, each chosen per request by the
-worker's fetcher factory. A fetcher does one exchange and nothing else: whether to
+This is where other ways of fetching plug in: the HTTP fetcher (``fetcher``), the
+HTTP cache wrapping it (``cache``), a cassette recording or replaying exchanges
+(``cassette``), later a browser; the engine's fetcher factory stacks them per worker. A fetcher does one exchange and nothing else: whether to
 retry, follow a redirect or hand the answer to a callback is ``policy``'s decision.
 """
 

@@ -33,8 +33,15 @@ class Politeness:
     spaced by its delay (randomised 0.5x-1.5x with ``randomize_delay``); otherwise up to
     ``per_host_workers`` at once."""
 
-    def __init__(self, hosts: HostState, s: PolitenessSettings) -> None:
+    def __init__(self, hosts: HostState, s: PolitenessSettings, *,
+                 offline_answers: bool = False) -> None:
         self.hosts = hosts
+        # With a cache or a cassette some answers send nothing, and must not hold their
+        # host. A spacing taken when a request is leased cannot be undone (a hold never
+        # shortens), so then the whole delay is held when a sent request is finished,
+        # from when it was sent: a delayed host has one slot, so the next request still
+        # waits for it.
+        self.at_finish = offline_answers
         self.per_host = s.per_host_workers
         self.delay = s.delay
         self.randomize = s.randomize_delay
@@ -44,11 +51,15 @@ class Politeness:
         self._delays: dict[str, float] = {}  # hosts whose delay differs from the setting
         self._floors: dict[str, float] = {}  # robots Crawl-delay: the least delay of a host
         # the adaptive throttle starts every host at one request at a time
-        hosts.set_defaults(1 if self.autothrottle else self.limit(self.delay), self.delay)
+        hosts.set_defaults(1 if self.autothrottle else self.limit(self.delay), self._spacing(self.delay))
 
     def limit(self, delay: float) -> int:
         """Requests in flight at once to a host whose delay is ``delay``."""
         return 1 if delay > 0 else self.per_host
+
+    def _spacing(self, delay: float) -> float:
+        """The spacing the host state applies when a slot is taken."""
+        return 0.0 if self.at_finish else delay
 
     def jitter(self) -> float:
         """The factor this pop's spacings are scaled by."""
@@ -68,11 +79,13 @@ class Politeness:
         The delay runs from when the request was *sent* (``sent_at``, wall time), not
         from when it was leased: a request that waited in the task queue must not let
         the next one go out sooner than the delay after it. A delayed host has one
-        slot, so this hold is in place before the next request can be leased."""
+        slot, so this hold is in place before the next request can be leased. An answer
+        that sent nothing (a cache hit, a replay) comes with no ``sent_at``: no hold."""
         if sent_at is not None:
             delay = self.delay_of(host)
             if delay > 0:
-                self.hosts.hold(host, sent_at + delay * (0.5 if self.randomize else 1.0))
+                factor = self.jitter() if self.at_finish else 0.5 if self.randomize else 1.0
+                self.hosts.hold(host, sent_at + delay * factor)
         self.hosts.give(host, token)
         if self.autothrottle and latency is not None and status is not None:
             self._observe(host, latency, status)
@@ -102,4 +115,4 @@ class Politeness:
 
     def _set(self, host: str, delay: float) -> None:
         self._delays[host] = delay
-        self.hosts.configure(host, self.limit(delay), delay)
+        self.hosts.configure(host, self.limit(delay), self._spacing(delay))
