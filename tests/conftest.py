@@ -205,6 +205,25 @@ def crawl(spider_cls: type, settings: dict[str, Any] | None = None, **kw: Any) -
     return stats, collect.items
 
 
+@pytest.fixture
+def sends(monkeypatch):
+    """host -> the wall times its requests were sent, as the workers recorded them and
+    politeness received them: where the delay is guaranteed. (The server's arrival
+    times add loopback and thread scheduling noise, tens of ms on a loaded machine.)"""
+    from scraper.fetch.politeness import Politeness
+
+    seen: dict[str, list[float]] = {}
+    original = Politeness.finished
+
+    def finished(self, host, token, latency=None, status=None, sent_at=None):
+        if sent_at is not None:
+            seen.setdefault(host, []).append(sent_at)
+        return original(self, host, token, latency, status, sent_at)
+
+    monkeypatch.setattr(Politeness, "finished", finished)
+    return seen
+
+
 # -- a real redis-server -------------------------------------------------------
 def _free_port() -> int:
     import socket

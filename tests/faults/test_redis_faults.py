@@ -46,8 +46,9 @@ class Tree(Spider):
 CONFIG = ("workers: 2\nper_host_workers: 8\nobey_robots: false\nheartbeat_interval: 0.3\n"
           "poll_interval: 0.1\nlease_seconds: 3\nprogress_interval: 60\n")
 
-# How many times the random-kill test kills a process (each kill costs a lease expiry).
-KILLS = 3
+# How many times the random-kill test kills a process (each kill costs a lease expiry):
+# 3 in the suite, to keep it short; SCRAPER_FAULT_KILLS=10 for the full count.
+KILLS = int(os.environ.get("SCRAPER_FAULT_KILLS", "3"))
 # The seen marks after which a process is killed: 1, the start request's; 2, the first
 # link of the first page.
 KILL_AT_MARKS = (1, 2)
@@ -255,13 +256,14 @@ def test_a_process_killed_right_after_marking_urls_seen_loses_none(tree, redis_s
 
 
 # -- 2. SIGKILL at random instants -----------------------------------------------------------
+@pytest.mark.parametrize("processes", [2, 4])
 def test_processes_killed_at_random_instants_lose_no_page_and_write_no_item_twice(
-        tree, redis_server, redis_url, tmp_path, procs):
+        tree, redis_server, redis_url, tmp_path, procs, processes):
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
     project = write_project(tmp_path, {"tree": TREE},
                             CONFIG + "outputs: [{type: redis-stream}]\n")
-    alive = [Proc(project, "tree", tree.url, redis_url, f"p{i}") for i in range(2)]
+    alive = [Proc(project, "tree", tree.url, redis_url, f"p{i}") for i in range(processes)]
     procs.extend(alive)
     # kill instants: after this many pages served, while much of the crawl is left
     instants = sorted(rng.sample(range(5, 80), KILLS))
