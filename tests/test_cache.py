@@ -5,7 +5,10 @@ summary."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from email.utils import formatdate
@@ -17,7 +20,7 @@ from requests.structures import CaseInsensitiveDict
 from scraper import Request, Spider
 from scraper.fetch.cache import HttpCache, Rfc9111Policy, Stored
 from scraper.response import Response
-from tests.conftest import Hit, Reply, Site, crawl, page, run_cli, write_project
+from tests.conftest import ROOT, Hit, Reply, Site, crawl, page, run_cli, write_project
 
 
 def follower(*start: str) -> type[Spider]:
@@ -245,3 +248,35 @@ def test_s_httpcache_enabled_counts_hits_and_misses_in_the_summary_json(site: Si
     assert "cache     hits 3, misses 0" in r.stderr
     assert (project / ".scraper" / "httpcache" / "follow" / "httpcache.sqlite").is_file()
     assert site.paths() == {"/": 1, "/a": 1, "/b": 1}
+
+
+def test_a_crawl_killed_while_caching_leaves_a_usable_cache(site: Site, tmp_path):
+    # kill -9 lands while workers are writing the cache (WAL): the next run opens it,
+    # serves what was stored, and fetches only what was not
+    links = [f"/p{i}" for i in range(40)]
+    site.route("/", page(*links))
+    for path in links:
+        site.route(path, Reply(page(), delay=0.05))
+    project = write_project(tmp_path, {"follow": SPIDER})
+    args = ["run", "follow", "-a", f"base_url={site.url}", "-s", "httpcache.enabled=true",
+            "-s", "obey_robots=false", "-s", "workers=4"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    p = subprocess.Popen([sys.executable, "-m", "scraper", *args], cwd=project, env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while len(site.hits) < 15:  # readiness: the server has answered a third of the pages
+        assert p.poll() is None and time.monotonic() < deadline, "the first run ended early"
+        time.sleep(0.01)
+    p.kill()
+    p.wait(30)
+    fetched_before = len(site.hits)
+    assert fetched_before < 41, "the kill came after the crawl"
+    r = run_cli(*args, "--summary", "s.json", cwd=project)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads((project / "s.json").read_text())
+    assert summary["pages"] == 41 and not summary["errors"]
+    # what the killed run stored (all but the few in flight at the kill) is served from
+    # the cache: the server sees each page once, give or take those in flight
+    assert summary["cache_hits"] >= fetched_before - 4 - 1, summary
+    assert summary["cache_hits"] + summary["cache_misses"] == 41
+    assert len(site.hits) - fetched_before == summary["cache_misses"]

@@ -778,6 +778,23 @@ def test_check_name_runs_one_spider_and_a_page_that_fails_is_a_failure(tmp_path,
     assert_failed(both, "broken.parse")
 
 
+def test_check_records_and_replays_offline(tmp_path, site):
+    # issue 15: contracts checked against a cassette, with nothing sent over the network
+    site.route("/", page(title="Home"))
+    write_project(tmp_path, {"spiders": GOOD_AND_BROKEN.format(url=site.url)})
+    recorded = run_cli("check", "good", "--record", "tape", cwd=tmp_path)
+    assert recorded.returncode == 0, recorded.stderr
+    served = len(site.hits)
+    site.close()  # nothing listens any more: a replay that fetched would fail
+    replayed = run_cli("check", "good", "--replay", "tape", "--strict", cwd=tmp_path)
+    assert replayed.returncode == 0, replayed.stderr
+    assert replayed.stdout == "ok: good.parse\n"
+    assert len(site.hits) == served
+    missing = run_cli("check", "broken", "--replay", "tape", cwd=tmp_path)
+    assert missing.returncode == 1
+    assert "not-recorded" in missing.stdout, missing.stdout
+
+
 @pytest.mark.parametrize("contract, words", [
     ("@returns things 1", ["@returns things 1", "items|requests"]),
     ("@returns items one", ["@returns items one", "whole numbers"]),

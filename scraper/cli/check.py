@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from .console import CommandFailed
 from .contracts import Contracts, contracted_methods, read_contracts
-from .run import settings_args
+from .run import cassette_args, cassette_mode, settings_args
 
 if TYPE_CHECKING:
     from ..failure import Failure
@@ -52,6 +52,7 @@ def add_parsers(sub: Any) -> None:
                     "and print ok or FAIL for each. Exit 1 when any fails.")
     p.set_defaults(handler=check_command)
     p.add_argument("name", metavar="NAME", nargs="?", help="only this spider (see `list`)")
+    cassette_args(p)
     settings_args(p)
 
 
@@ -60,6 +61,7 @@ def check_command(args: argparse.Namespace) -> int:
     from .probe import ToolContext
 
     ctx = ToolContext.from_args(args, spider_name=args.name)
+    ctx.cassette = cassette_mode(args)  # check against a recorded cassette, offline
     if ctx.spider_cls is not None:
         classes = [ctx.spider_cls]
     else:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from ..config import ConfigFile, Settings
     from ..crawl.runner import Crawl
     from ..crawl.stats import Stats
+    from ..fetch.cassette import CassetteMode
     from ..response import Response
 
 __all__ = ["DefaultSpider", "FetchSpider", "Fetched", "ToolContext", "callback_output",
@@ -53,6 +54,7 @@ class ToolContext:
     config: ConfigFile
     user: dict[str, Any]  # -s
     spider_cls: type[Spider] | None
+    cassette: CassetteMode | None = None  # --record / --replay (check)
 
     @property
     def cli(self) -> dict[str, Any]:
@@ -87,7 +89,8 @@ class ToolContext:
     def build(self, cls: type[Spider], spider_args: Mapping[str, str] | None = None) -> Crawl:
         from ..crawl.runner import build_crawl
 
-        return build_crawl(cls, config=self.config, settings=self.cli, spider_args=spider_args)
+        return build_crawl(cls, config=self.config, settings=self.cli, spider_args=spider_args,
+                           cassette=self.cassette)
 
 
 def checked_url(command: str, url: str) -> str:

@@ -85,15 +85,7 @@ def add_run_options(run: argparse.ArgumentParser) -> None:
     run.add_argument("--keep-alive", action="store_true",
                      help="with --backend: when the shared crawl runs dry, wait for URLs "
                           "added with `push` instead of exiting")
-    tape = run.add_mutually_exclusive_group()
-    tape.add_argument("--record", metavar="DIR",
-                      help="store every exchange of the crawl (responses, redirect hops, "
-                           "failures) in DIR/cassette.sqlite, replacing what was there")
-    tape.add_argument("--replay", metavar="DIR",
-                      help="serve the crawl from the cassette in DIR: nothing is sent over the "
-                           "network; a request not recorded fails as not-recorded")
-    run.add_argument("--strict", action="store_true",
-                     help="with --replay: a request not in the cassette stops the crawl (exit 1)")
+    cassette_args(run)
     # how the scheduler hands a schedule's `settings` to its runs: a layer below -s
     run.add_argument("--schedule-settings", metavar="JSON", help=argparse.SUPPRESS)
 
@@ -161,12 +153,25 @@ def run_command(args: argparse.Namespace, extra_args: dict[str, str] | None = No
                                **(extra_args or {})},
                   outputs=_outputs(args), job_dir=getattr(args, "job_dir", None),
                   force_resume=getattr(args, "force_resume", False),
-                  keep_alive=getattr(args, "keep_alive", False), cassette=_cassette(args))
+                  keep_alive=getattr(args, "keep_alive", False), cassette=cassette_mode(args))
     setup_logging(crawl.settings.crawl.log_level)
     return _execute(crawl, summary_path)
 
 
-def _cassette(args: argparse.Namespace) -> CassetteMode | None:
+def cassette_args(p: argparse.ArgumentParser) -> None:
+    """--record DIR / --replay DIR [--strict] (run, runspider, check)."""
+    tape = p.add_mutually_exclusive_group()
+    tape.add_argument("--record", metavar="DIR",
+                      help="store every exchange of the crawl (responses, redirect hops, "
+                           "failures) in DIR/cassette.sqlite, replacing what was there")
+    tape.add_argument("--replay", metavar="DIR",
+                      help="serve the crawl from the cassette in DIR: nothing is sent over the "
+                           "network; a request not recorded fails as not-recorded")
+    p.add_argument("--strict", action="store_true",
+                   help="with --replay: a request not in the cassette stops the crawl (exit 1)")
+
+
+def cassette_mode(args: argparse.Namespace) -> CassetteMode | None:
     from pathlib import Path
 
     from ..fetch.cassette import CassetteMode
