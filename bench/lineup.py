@@ -39,14 +39,19 @@ class Crawler:
     command: Callable[[Job], list[str]]
 
 
-def _framework(spider: str, *settings: str) -> Callable[[Job], list[str]]:
+def _framework(spider: str, *settings: str, cached: bool = False) -> Callable[[Job], list[str]]:
     def command(job: Job) -> list[str]:
+        # cached: one HTTP cache for every round of this crawler (the runs directory is
+        # shared by the rounds), so the first round fills it and the others are served
+        cache = (["-s", "httpcache.enabled=true", "-s", f"httpcache.dir={job.out.parent}/httpcache"]
+                 if cached else [])
         return [
             sys.executable, "-m", "scraper", "run", spider,
             "--config", str(BENCH_DIR / "config.yaml"),
             "-s", f"workers={job.workers}",
             "-s", f"per_host_workers={job.workers}",
             *(arg for s in settings for arg in ("-s", s)),
+            *cache,
             "-a", f"base_url={job.start_url}",
             "-O", str(job.out),
             "--summary", str(job.summary),
@@ -104,13 +109,20 @@ CRAWLERS: tuple[Crawler, ...] = (
 
 
 #: Run only when named with --only: (a) without robots.txt and retries, to show what
-#: they cost (`--only a,f`).
+#: they cost (`--only a,f`); (a) served from the HTTP cache, to show what a hit costs
+#: against a fetch (`--only a,g --rounds 3`: its first round fills the cache, so its
+#: median is a round of hits).
 EXTRA_CRAWLERS: tuple[Crawler, ...] = (
     Crawler(
         "f", "scraper lxml, no robots/retries",
         "(a) with obey_robots=false and retry.attempts=1",
         ("scraper", "lxml", "cssselect"),
         _framework("bench_lxml", "obey_robots=false", "retry.attempts=1"),
+    ),
+    Crawler(
+        "g", "scraper lxml, from the cache",
+        "(a) with httpcache.enabled: the first round fills the cache, the others hit it",
+        ("scraper", "lxml", "cssselect"), _framework("bench_lxml", cached=True),
     ),
 )  # fmt: skip
 
