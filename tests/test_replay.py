@@ -180,3 +180,32 @@ def test_repeats_of_one_request_replay_in_the_order_they_were_recorded(site, tmp
     site.close()
     replayed = run_spider(Again, replay=tmp_path / "c", settings={"obey_robots": False})
     assert live == replayed.items == [{"n": "0"}, {"n": "1"}, {"n": "2"}, {"n": "3"}]
+
+
+def test_an_exported_cassette_is_readable_and_diffs_page_by_page(site, tmp_path):
+    project = recorded(shop(site), tmp_path)
+    r = run_cli("cassette", "export", "cassette", "review", cwd=project)
+    assert r.returncode == 0, r.stderr
+    out = project / "review"
+    records = {p.name: json.loads(p.read_text()) for p in out.glob("*.json")}
+    by_url = {}
+    for name, rec in records.items():
+        by_url.setdefault(rec["url"].removeprefix(site.url), []).append((name, rec))
+    assert len(by_url["/broken"]) == 2 and all(
+        rec["error_kind"] == "connection" for _, rec in by_url["/broken"])
+    assert [rec["status"] for _, rec in sorted(by_url["/flaky"])] == [503, 200]
+    (name, home), = by_url["/"]
+    assert home["status"] == 200 and "seq" not in home and "elapsed" not in home
+    assert b"<title>Home</title>" in (out / name).with_suffix(".body").read_bytes()
+    # named by request, not by time: a second recording (where /flaky answers at once)
+    # exports to the same names, less /flaky's second try
+    code, err, _ = scraper(project, "run", "shop", "-a", f"base_url={site.url}",
+                           "--record", "again")
+    assert code == 0, err
+    assert run_cli("cassette", "export", "again", "review2", cwd=project).returncode == 0
+    again = {p.name for p in (project / "review2").iterdir()}
+    flaky_second = {n for n, _ in by_url["/flaky"] if n.endswith("-2.json")}
+    assert again == {p.name for p in out.iterdir()} - {
+        n for f in flaky_second for n in (f, f.replace(".json", ".body"))}
+    missing = run_cli("cassette", "export", "nowhere", "x", cwd=project)
+    assert missing.returncode == 2 and "no cassette there" in missing.stderr

@@ -124,6 +124,37 @@ class Cassette:
                                               (request.fingerprint,)).fetchone()[0]
         return count
 
+    def export(self, out: Path) -> int:
+        """Every exchange as readable files in ``out`` (made empty first), for a pull
+        request's diff: ``<fingerprint>-<n>.json`` (request, status, headers or error,
+        sorted keys) and, for a body, ``<fingerprint>-<n>.body`` as received. Names come
+        from the request, not from when it was fetched, so two recordings of one site
+        diff page by page; timings are left out. Returns the number of exchanges."""
+        if out.exists():
+            for old in out.iterdir():
+                if old.suffix in (".json", ".body"):
+                    old.unlink()
+        out.mkdir(parents=True, exist_ok=True)
+        rows = self.file.conn().execute(
+            "SELECT fp, method, url, request_headers, request_body, status, headers, body, "
+            "error_kind, error_message FROM exchanges ORDER BY seq").fetchall()
+        counts: dict[bytes, int] = {}
+        for fp, method, url, req_headers, req_body, status, headers, body, kind, message in rows:
+            n = counts[fp] = counts.get(fp, 0) + 1
+            stem = out / f"{fp.hex()}-{n}"
+            record = {"method": method, "url": url, "request_headers": json.loads(req_headers)}
+            if req_body:
+                record["request_body"] = req_body.decode("utf-8", "replace")
+            if status is None:
+                record.update(error_kind=kind, error_message=message)
+            else:
+                record.update(status=status, headers=json.loads(headers or "{}"))
+                stem.with_suffix(".body").write_bytes(body or b"")
+            stem.with_suffix(".json").write_text(
+                json.dumps(record, indent=1, sort_keys=True, ensure_ascii=False) + "\n",
+                encoding="utf-8")
+        return len(rows)
+
     def close_thread(self) -> None:
         self.file.close_thread()
 
