@@ -400,17 +400,15 @@ def test_demo_crawls_the_bundled_site(tmp_path):
     assert result.stdout == ""
 
 
-def test_a_terminal_gets_a_live_progress_line(project, site):
+def run_on_a_terminal(project: Path, *args: str) -> tuple[int, str]:
+    """``python -m scraper ARGS`` with standard error on a pseudo-terminal: its exit
+    status and everything it wrote there."""
     import pty
 
-    site.route("/", page(*[f"/p{i}" for i in range(20)]))
-    for i in range(20):
-        site.route(f"/p{i}", Reply(page(), delay=0.1))
     master, slave = pty.openpty()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    p = subprocess.Popen([sys.executable, "-m", "scraper", "run", "shop", "-a",
-                          f"base_url={site.url}/"], cwd=project, env=env, stdin=subprocess.DEVNULL,
-                         stdout=subprocess.DEVNULL, stderr=slave)
+    p = subprocess.Popen([sys.executable, "-m", "scraper", *args], cwd=project, env=env,
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave)
     os.close(slave)
     chunks = []
     while True:
@@ -423,8 +421,15 @@ def test_a_terminal_gets_a_live_progress_line(project, site):
         chunks.append(data)
     p.wait(timeout=30)
     os.close(master)
-    text = b"".join(chunks).decode(errors="replace")
-    assert p.returncode == 0
+    return p.returncode, b"".join(chunks).decode(errors="replace")
+
+
+def test_a_terminal_gets_a_live_progress_line(project, site):
+    site.route("/", page(*[f"/p{i}" for i in range(20)]))
+    for i in range(20):
+        site.route(f"/p{i}", Reply(page(), delay=0.1))
+    code, text = run_on_a_terminal(project, "run", "shop", "-a", f"base_url={site.url}/")
+    assert code == 0
     assert "\r\x1b[Kpages " in text and "pages/s | queued" in text and "in flight" in text
     assert "--- shop: finished ---" in text
 
@@ -462,33 +467,15 @@ def test_items_with_nowhere_to_go_are_reported_once(project, shop_site):
 
 
 def test_log_lines_do_not_garble_the_live_progress_line(project, site):
-    import pty
-
     # slow pages keep the live line on screen; failures are logged (INFO) while it is
     links = [f"/p{i}" for i in range(8)] + [f"/gone{i}" for i in range(8)]
     site.route("/", page(*links))
     for i in range(8):
         site.route(f"/p{i}", Reply(page(), delay=0.3))
         site.route(f"/gone{i}", Reply("gone", status=404, delay=0.3))
-    master, slave = pty.openpty()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    p = subprocess.Popen([sys.executable, "-m", "scraper", "run", "shop", "-a",
-                          f"base_url={site.url}/"], cwd=project, env=env, stdin=subprocess.DEVNULL,
-                         stdout=subprocess.DEVNULL, stderr=slave)
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 4096)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    p.wait(timeout=30)
-    os.close(master)
-    text = b"".join(chunks).decode(errors="replace").replace("\r\n", "\n")
-    assert p.returncode == 0
+    code, text = run_on_a_terminal(project, "run", "shop", "-a", f"base_url={site.url}/")
+    text = text.replace("\r\n", "\n")
+    assert code == 0
     # what a terminal shows of each line is what follows its last carriage return
     shown = [line.rsplit("\r", 1)[-1] for line in text.split("\n")]
     failed = [line for line in shown if "failed: " in line]
