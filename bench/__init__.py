@@ -5,7 +5,7 @@ one run (see bench/README.md). Its modules:
 - `site`     generates the shop (HTML files, robots.txt) and knows the expected items
 - `serve`    serves it on 127.0.0.1 with nginx, or a threaded Python server
 - `measure`  runs one crawler as a child process: wall time, CPU seconds, peak RSS
-- `lineup`   the five crawlers (a)-(e) and how each is started
+- `lineup`   the six crawlers (a)-(e), (h) and how each is started
 - `verify`   checks a crawl's pages, items and errors against the site
 - `report`   medians, ratios and the result table (text, markdown, JSON)
 - `run`      the command line tying them together

@@ -1,4 +1,4 @@
-"""The five crawlers of the benchmark, (a) to (e): what each one is and how it is started.
+"""The crawlers of the benchmark, (a) to (e) and (h): what each one is and how it is started.
 
 Every crawler does the same job (follow every same-site link once, extract four fields
 from each product page) with the same concurrency, writes its items as JSON lines and a
@@ -16,6 +16,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 SCRAPY_KEY = "c"
 THREADS_KEY = "d"
+ASYNCIO_KEY = "h"
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,14 @@ def _scrapy(job: Job) -> list[str]:
     ]  # fmt: skip
 
 
+def _asyncio(job: Job) -> list[str]:
+    return [
+        sys.executable, "-m", "bench.crawlers.asyncio_shop",
+        "--start", job.start_url, "--workers", str(job.workers),
+        "--out", str(job.out), "--summary", str(job.summary),
+    ]  # fmt: skip
+
+
 def _threaded(parser: str) -> Callable[[Job], list[str]]:
     def command(job: Job) -> list[str]:
         return [
@@ -105,13 +114,19 @@ CRAWLERS: tuple[Crawler, ...] = (
         "hand-written: queue.Queue + threads + requests.Session each + BeautifulSoup('lxml')",
         ("requests", "lxml", "bs4"), _threaded("bs4"),
     ),
+    Crawler(
+        ASYNCIO_KEY, "asyncio+lxml",
+        "hand-written: one aiohttp.ClientSession + coroutines on an asyncio.Queue + lxml",
+        ("aiohttp", "lxml"), _asyncio,
+    ),
 )  # fmt: skip
 
 
 #: Run only when named with --only: (a) without robots.txt and retries, to show what
 #: they cost (`--only a,f`); (a) served from the HTTP cache, to show what a hit costs
 #: against a fetch (`--only a,g --rounds 3`: its first round fills the cache, so its
-#: median is a round of hits).
+#: median is a round of hits); (a) and (b) with two worker processes (`--only a,h,i`,
+#: `--only b,j`).
 EXTRA_CRAWLERS: tuple[Crawler, ...] = (
     Crawler(
         "f", "scraper lxml, no robots/retries",
@@ -123,6 +138,16 @@ EXTRA_CRAWLERS: tuple[Crawler, ...] = (
         "g", "scraper lxml, from the cache",
         "(a) with httpcache.enabled: the first round fills the cache, the others hit it",
         ("scraper", "lxml", "cssselect"), _framework("bench_lxml", cached=True),
+    ),
+    Crawler(
+        "i", "scraper lxml x2 procs",
+        "(a) with processes=2: two worker processes of `workers` threads, one coordinator",
+        ("scraper", "lxml", "cssselect"), _framework("bench_lxml", "processes=2"),
+    ),
+    Crawler(
+        "j", "scraper soup x2 procs",
+        "(b) with processes=2: two worker processes of `workers` threads, one coordinator",
+        ("scraper", "bs4"), _framework("bench_soup", "processes=2"),
     ),
 )  # fmt: skip
 
@@ -150,7 +175,7 @@ def baseline(tree: Path, label: str) -> Crawler:
 
 
 def select(keys: str | None) -> list[Crawler]:
-    """The crawlers named by a comma-separated list of letters (the five for None)."""
+    """The crawlers named by a comma-separated list of letters (the six for None)."""
     if not keys:
         return list(CRAWLERS)
     wanted = [key.strip().lower() for key in keys.split(",") if key.strip()]

@@ -1,7 +1,7 @@
 """The engine benchmark's command line: generate the shop, serve it, crawl it with every
 crawler in alternating rounds, verify and measure each crawl, print and save the table.
 
-    python bench/run.py [--products 5000] [--rounds 3] [--budget-min 8] [--only a,b,c,d,e]
+    python bench/run.py [--products 5000] [--rounds 3] [--budget-min 8] [--only a,b,c,d,e,h]
                         [--server auto|nginx|python] [--workers 32] [--json PATH]
 
 Rounds alternate (a b c d e, a b c d e, ...) so that the machine's noise spreads over
@@ -38,7 +38,7 @@ from typing import Any  # noqa: E402
 from bench import report, serve  # noqa: E402
 import subprocess  # noqa: E402
 
-from bench.lineup import BASELINE_KEY, BENCH_DIR, REPO_ROOT, Crawler, Job, baseline, select  # noqa: E402
+from bench.lineup import ASYNCIO_KEY, BASELINE_KEY, BENCH_DIR, REPO_ROOT, Crawler, Job, baseline, select  # noqa: E402
 from bench.measure import run_measured  # noqa: E402
 from bench.site import Site, generate  # noqa: E402
 from bench.verify import verify  # noqa: E402
@@ -168,6 +168,19 @@ def _baseline_ratio(rows: list[report.Row]) -> None:
           f"CPU s {now.cpu_s / before.cpu_s:.3f} (medians of the same rounds)")
 
 
+def _asyncio_ratios(rows: list[report.Row]) -> None:
+    """Each framework crawler's pages/s and CPU against the asyncio crawler (h)'s."""
+    by_key = {row.crawler.key: row for row in rows}
+    asyncio_row = by_key.get(ASYNCIO_KEY)
+    if asyncio_row is None or not asyncio_row.pages_per_s or not asyncio_row.cpu_s:
+        return
+    for key in ("a", "b", "i", "j", BASELINE_KEY):
+        row = by_key.get(key)
+        if row is not None:
+            print(f"({key}) / ({ASYNCIO_KEY}): pages/s {row.pages_per_s / asyncio_row.pages_per_s:.3f}, "
+                  f"CPU s {row.cpu_s / asyncio_row.cpu_s:.3f} (medians of the same rounds)")
+
+
 def _benchmark(args: argparse.Namespace, workdir: Path, began: float) -> list[report.Row]:
     """Generate, serve, crawl in rounds; print and save the table; return its rows."""
     port = serve.free_port()
@@ -195,6 +208,7 @@ def _benchmark(args: argparse.Namespace, workdir: Path, began: float) -> list[re
     )
     print(report.text_table(rows))
     _baseline_ratio(rows)
+    _asyncio_ratios(rows)
     _save(args.json, rows, context)
     return rows
 

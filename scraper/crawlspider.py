@@ -60,6 +60,9 @@ class Rule:
     process_request: called with ``(request, response)``; returns the request to make
         (changed or not), or None to drop it.
     errback: the spider method called with the ``Failure`` of a request this rule made.
+    browser: how the requests this rule makes are fetched (``meta["browser"]``): True
+        (rendered by Chromium), "auto", or a dict of browser options; None: as the
+        spider's ``browser`` attribute says.
     """
 
     def __init__(self, link_extractor: LinkExtractor | None = None,
@@ -67,7 +70,12 @@ class Rule:
                  cb_kwargs: dict[str, Any] | None = None, follow: bool | None = None,
                  process_links: Callable[..., Any] | str | None = None,
                  process_request: Callable[..., Any] | str | None = None,
-                 errback: Callable[..., Any] | str | None = None) -> None:
+                 errback: Callable[..., Any] | str | None = None,
+                 browser: bool | str | dict[str, Any] | None = None) -> None:
+        if browser is not None and not isinstance(browser, bool | str | dict):
+            raise TypeError(f'Rule browser must be true, "auto" or a dict of options, got '
+                            f"{browser!r}")
+        self.browser = browser
         self.link_extractor = link_extractor if link_extractor is not None else LinkExtractor()
         self.callback = callback
         self.errback = errback
@@ -181,14 +189,17 @@ class CrawlSpider(Spider):
                 seen.add(link)
                 if not link.url.startswith(_FETCHABLE):
                     continue  # ftp:, file: links are extracted, as in Scrapy, but not fetched
-                request = rule.process_request(self._build_request(index, link), response)
+                request = rule.process_request(self._build_request(
+                    index, link, getattr(self.rules[index], "browser", None)), response)
                 if request is not None:
                     yield request
 
-    def _build_request(self, rule_index: int, link: Link) -> Request:
+    def _build_request(self, rule_index: int, link: Link, browser: Any = None) -> Request:
         # cb_kwargs as a dict, not None: process_request code written for Scrapy fills it in
-        return Request(link.url, "_callback", errback="_errback", cb_kwargs={},
-                       meta={"rule": rule_index, "link_text": link.text})
+        meta: dict[str, Any] = {"rule": rule_index, "link_text": link.text}
+        if browser is not None:
+            meta["browser"] = browser
+        return Request(link.url, "_callback", errback="_errback", cb_kwargs={}, meta=meta)
 
 
 def _extracted(extractor: Any, response: Response, memo: dict[Any, Any]) -> list[Link]:

@@ -51,6 +51,7 @@ _SCHEME_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
 # an href without any of them, and ASCII, needs no escaping work at all
 _UNSAFE_IN_URL = re.compile(r"[\x00-\x20\"'<>\[\\\]^`{|}\x7f]")
 _NO_URLS: frozenset[str] = frozenset()
+_NO_LINKS: set[str] = set()  # never added to: a Response's links() makes a set of its own
 _CSS_TRANSLATOR = HTMLTranslator()
 # parsel's default prefixes: `re:` always; `set:` only when used (see Response.xpath)
 _XPATH_NAMESPACES = {"re": "http://exslt.org/regular-expressions"}
@@ -173,6 +174,7 @@ class Response:
         self._base: str | None = None
         self._join_parts: tuple[str, str, str, str, str] | None = None
         self._bad_urls: set[str] | None = None
+        self._linked: set[str] = _NO_LINKS  # what links() returned: absolute, clean, escaped
 
     def __repr__(self) -> str:
         return f"<{self.status} {self.url}>"
@@ -413,6 +415,11 @@ class Response:
             if url is not None and url not in seen:
                 seen.add(url)
                 out.append(url)
+        # follow_all() takes these as they are, as follow() would, unless the base URL
+        # itself has characters follow() escapes (then a joined link has them too)
+        base = self._parts()[2]  # path and query: an empty href is the base itself
+        if base.isascii() and _UNSAFE_IN_URL.search(base) is None:
+            self._linked = seen
         return out
 
     def follow(self, href: Any, callback: Callable[..., Any] | str | None = None,
@@ -448,22 +455,44 @@ class Response:
             urls = self.css(css)
         elif xpath is not None:
             urls = self.xpath(xpath)
-        follow = self.follow
+        linked = self._linked
         out = []
         for h in urls if urls is not None else ():
-            if not isinstance(h, str):
-                h = _href_of(h, missing_ok=True)
-                if h is None:
-                    continue
-            if not h.startswith(_SCHEMES):
-                m = _SCHEME_RE.match(h.strip())
-                if m is not None and m.group(1).lower() not in ("http", "https"):
-                    continue
-            try:
-                out.append(follow(h, callback, **request_kwargs))
-            except ValueError as e:  # a malformed URL: skipped and counted, not the page's end
-                self._skip(h, str(e))
+            if type(h) is str and h in linked:  # links() made it: nothing to join or check
+                request = self._request(h, callback, request_kwargs)
+            else:
+                request = self._follow_any(h, callback, request_kwargs)
+            if request is not None:
+                out.append(request)
         return out
+
+    def _follow_any(self, h: Any, callback: Callable[..., Any] | str | None,
+                    request_kwargs: dict[str, Any]) -> Request | None:
+        """``follow(h)``, or None for what follow_all() skips: no href, not http(s), or
+        malformed (skipped and counted, not the page's end)."""
+        if not isinstance(h, str):
+            h = _href_of(h, missing_ok=True)
+            if h is None:
+                return None
+        if not h.startswith(_SCHEMES):
+            m = _SCHEME_RE.match(h.strip())
+            if m is not None and m.group(1).lower() not in ("http", "https"):
+                return None
+        try:
+            return self.follow(h, callback, **request_kwargs)
+        except ValueError as e:
+            self._skip(h, str(e))
+            return None
+
+    def _request(self, url: str, callback: Callable[..., Any] | str | None,
+                 request_kwargs: dict[str, Any]) -> Request | None:
+        """A Request for a URL ``links()`` returned, which is what ``follow`` would make
+        of it; None (skipped and counted) if ``Request`` refuses it."""
+        try:
+            return Request(url, callback, **request_kwargs)
+        except ValueError as e:
+            self._skip(url, str(e))
+            return None
 
 
 def _join(href: str, parts: tuple[str, str, str, str, str]) -> str | None:
@@ -508,8 +537,36 @@ def _relative(href: str, directory: str, path_query: str) -> str | None:
             return f"{name}:{rest}"
         return _checked(urljoin(path_query, f"{name}:{rest}"))
     if _DOT_SEGMENT.search(href.split("?", 1)[0]):
-        return _checked(urljoin(path_query, href))
+        return _dotted(href, directory, path_query)
     return directory + href
+
+
+def _dotted(href: str, directory: str, path_query: str) -> str | None:
+    """``urljoin(path_query, href)`` for a relative path with dot segments (``./x``,
+    ``../x``), by urljoin's own steps on the base's directory, without parsing either
+    URL again (~1/5 of the cost): the base's segments and the href's, empty ones
+    inside dropped, ``.`` skipped, ``..`` taking one back. An href with ``;`` (path
+    parameters, which urljoin splits off) goes to urljoin itself."""
+    path, _, query = href.partition("?")
+    if ";" in path:
+        return _checked(urljoin(path_query, href))
+    start = directory.index("/", directory.index("//") + 2)  # where the base's path starts
+    segments = directory[start:].split("/") + path.split("/")
+    segments[1:-1] = [s for s in segments[1:-1] if s]
+    resolved: list[str] = []
+    for segment in segments:
+        if segment == "..":
+            if resolved:
+                resolved.pop()
+        elif segment != ".":
+            resolved.append(segment)
+    if segments[-1] in (".", ".."):
+        resolved.append("")
+    joined = "/".join(resolved) or "/"
+    if joined[0] != "/":
+        joined = "/" + joined
+    url = directory[:start] + joined
+    return url + "?" + query if query else url
 
 
 def _split_base(base: str) -> tuple[str, str, str, str, str]:

@@ -56,6 +56,13 @@ class Spider:
             must fit (they are made into instances of it; one that does not fit is
             counted as ``invalid-item`` and not written).
         default_callback: the method a request without a callback goes to (``parse``).
+        browser: how its requests are fetched when their ``meta`` has no ``"browser"``:
+            False (HTTP), True (rendered by Chromium), a dict of browser options
+            (``wait_until``, ``wait_for``, ``timeout``, ``actions``, ``screenshot``,
+            ``block``), or "auto": fetched with HTTP, rendered only when
+            ``browser_when_missing`` matches nothing (README: Pages that need JavaScript).
+        browser_when_missing: a CSS selector; in "auto" mode a page whose HTTP answer has
+            no element it matches is rendered by the browser.
     """
 
     name: ClassVar[str] = ""
@@ -67,6 +74,8 @@ class Spider:
     # pages when a subclass overrides parse
     default_callback: ClassVar[str] = "parse"
     item_class: ClassVar[type | None] = None
+    browser: ClassVar[bool | str | dict[str, Any]] = False
+    browser_when_missing: ClassVar[str | None] = None
 
     settings: Mapping[str, Any]
     crawler: Crawler | None = None

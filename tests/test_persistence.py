@@ -202,7 +202,11 @@ def test_a_job_dir_in_use_is_refused(catalog, tmp_path):
         catalog.routes[path] = Reply(reply.body, delay=0.5)
     p = _start(project, catalog)
     try:
-        time.sleep(0.8)
+        # the first crawl holds the job dir once it has sent its first request
+        deadline = time.monotonic() + 30
+        while not catalog.hits and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert catalog.hits, "the first crawl never started"
         r = run_cli(*_cmd(catalog)[3:], cwd=project)
         assert r.returncode == 2 and "in use" in r.stderr and r.stderr.count("\n") == 1
     finally:

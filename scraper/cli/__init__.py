@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     # the commands are imported here, not with the package: ``python -m scraper`` imports
     # this package to install the signal handlers, and should do so at once
     from . import (admin, cassette, check, fetch, genspider, new, parse, run, runspider,
-                   schedule, settings, shell)
+                   schedule, serve, settings, shell)
 
     p = _Parser(prog="scraper", description="Run and manage spiders.")
     p.add_argument("--version", action="version", version=f"scraper {__version__}")
@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_parsers(sub)
     admin.add_parsers(sub)
     schedule.add_parsers(sub)
+    serve.add_parsers(sub)
     for tool in (new, genspider, fetch, shell, parse, check, runspider, settings, cassette):
         tool.add_parsers(sub)
     return p

@@ -18,6 +18,7 @@ from .signals import SIGNALS
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from ..crawl.metrics import CrawlMetrics
     from ..crawl.runner import Crawl
     from ..fetch.cassette import CassetteMode
     from ..spider import Spider
@@ -64,7 +65,8 @@ def add_run_options(run: argparse.ArgumentParser) -> None:
     out = run.add_mutually_exclusive_group()
     out.add_argument("-o", dest="append", metavar="PATH", action="append", default=[],
                      help="write items to PATH (.jsonl .json .csv .db; '-' for JSON lines "
-                          "on stdout), appending to what is there")
+                          "on stdout; postgresql://USER@HOST:PORT/DB?table=NAME for a "
+                          "PostgreSQL table), appending to what is there")
     out.add_argument("-O", dest="overwrite", metavar="PATH", action="append", default=[],
                      help="like -o, but overwrite PATH")
     settings_args(run)
@@ -72,6 +74,9 @@ def add_run_options(run: argparse.ArgumentParser) -> None:
                      default=[], help="set a spider attribute (a string), e.g. -a category=books")
     run.add_argument("--summary", metavar="PATH",
                      help="also write the run summary as JSON to PATH")
+    run.add_argument("--stats-file", metavar="PATH",
+                     help="append the crawl's progress (pages, items, errors, pages/s) to PATH "
+                          "as JSON lines while it runs, about every second (what `serve` shows)")
     run.add_argument("--job-dir", metavar="DIR",
                      help="make the crawl persistent in DIR: stopped in any way (even killed) "
                           "and started again with the same command, it goes on where it was")
@@ -82,6 +87,10 @@ def add_run_options(run: argparse.ArgumentParser) -> None:
                      help="where the crawl's state lives: redis://HOST:PORT/DB (rediss:// "
                           "for TLS) shares it: every process started with the same spider "
                           "and backend works on the same crawl")
+    run.add_argument("--processes", metavar="N|auto",
+                     help="run the crawl's workers in N processes (each with `workers` "
+                          "threads) under this one, which keeps the frontier, politeness and "
+                          "outputs: uses N cores; auto: one per usable CPU (setting: processes)")
     run.add_argument("--keep-alive", action="store_true",
                      help="with --backend: when the shared crawl runs dry, wait for URLs "
                           "added with `push` instead of exiting")
@@ -145,17 +154,46 @@ def run_command(args: argparse.Namespace, extra_args: dict[str, str] | None = No
     settings = parse_cli_settings(args.settings)
     if getattr(args, "backend", None):
         settings["backend"] = args.backend
+    processes = getattr(args, "processes", None)
+    if processes is not None:  # checked with the settings: an integer >= 1 or auto
+        settings["processes"] = int(processes) if processes.strip().isdigit() else processes
     spider_cls = getattr(args, "spider_cls", None)  # runspider: a class read from a file
     build = prepare if spider_cls is None else _prepare_class(spider_cls)
-    crawl = build(args.name, config_path=args.config, settings=settings,
-                  schedule_settings=_schedule_settings(args),
-                  spider_args={**spider_args(getattr(args, "spider_args", [])),
-                               **(extra_args or {})},
-                  outputs=_outputs(args), job_dir=getattr(args, "job_dir", None),
-                  force_resume=getattr(args, "force_resume", False),
-                  keep_alive=getattr(args, "keep_alive", False), cassette=cassette_mode(args))
-    setup_logging(crawl.settings.crawl.log_level)
-    return _execute(crawl, summary_path)
+    # listening first: a port in use is a usage error before any output is touched
+    metrics = _crawl_metrics(args, settings)
+    try:
+        crawl = build(args.name, config_path=args.config, settings=settings,
+                      schedule_settings=_schedule_settings(args),
+                      spider_args={**spider_args(getattr(args, "spider_args", [])),
+                                   **(extra_args or {})},
+                      outputs=_outputs(args), job_dir=getattr(args, "job_dir", None),
+                      force_resume=getattr(args, "force_resume", False),
+                      keep_alive=getattr(args, "keep_alive", False), cassette=cassette_mode(args))
+        setup_logging(crawl.settings.crawl.log_level)
+        if metrics is not None:
+            metrics.engine = lambda: crawl.engine
+            log.info("metrics on http://%s:%d/metrics", metrics.host, metrics.port)
+        return _execute(crawl, summary_path, metrics, getattr(args, "stats_file", None))
+    finally:
+        if metrics is not None:
+            metrics.close()
+
+
+def _crawl_metrics(args: argparse.Namespace, settings: dict[str, Any]) -> CrawlMetrics | None:
+    """``-s metrics_port=N``: this crawl's Prometheus metrics, listening already. Only
+    ``-s`` asks for them: a ``metrics_port`` in config.yaml is the scheduler's, which a
+    crawl started beside it (or by it) must not take."""
+    if settings.get("metrics_port") is None:
+        return None
+    from ..config import load_config, resolve_settings
+    from ..crawl.metrics import CrawlMetrics
+
+    chosen = resolve_settings(load_config(args.config), cli=settings).schedule
+    if chosen.metrics_port is None:
+        return None
+    metrics = CrawlMetrics(args.name, lambda: None)
+    metrics.serve(chosen.metrics_host, chosen.metrics_port)
+    return metrics
 
 
 def cassette_args(p: argparse.ArgumentParser) -> None:
@@ -207,15 +245,31 @@ def _check_writable(path: str) -> None:
         raise ConfigError(f"--summary {path}: cannot be written")
 
 
-def _execute(crawl: Crawl, summary_path: str | None) -> int:
+def _stats_file(path: str, then: Callable[[dict[str, Any]], None],
+                interval: float) -> tuple[Callable[[dict[str, Any]], None], float]:
+    """``--stats-file``: progress snapshots to ``path`` about every second; ``then`` (the
+    progress lines) keeps its own interval."""
+    from ..crawl.statsfile import StatsFile
+
+    try:
+        return StatsFile(path, then=then, then_every=interval), min(interval, 1.0)
+    except OSError as e:
+        raise ConfigError(f"--stats-file {path}: cannot be written ({e.strerror or e})") from None
+
+
+def _execute(crawl: Crawl, summary_path: str | None, metrics: CrawlMetrics | None = None,
+             stats_file: str | None = None) -> int:
     progress = Progress(sys.stderr)
+    on_progress = progress if metrics is None else metrics.tee(progress)
+    interval = progress.interval(crawl.settings.crawl.progress_interval)
+    if stats_file:
+        on_progress, interval = _stats_file(stats_file, on_progress, interval)
     SIGNALS.attach(lambda: crawl.stop("interrupted"),
                    "finishing requests in flight (again to exit at once)")
     status = 0
     aborted: Exception | None = None
     try:
-        stats = crawl.run(on_progress=progress,
-                          progress_interval=progress.interval(crawl.settings.crawl.progress_interval))
+        stats = crawl.run(on_progress=on_progress, progress_interval=interval)
     except (ConfigError, SpiderError):
         # found before anything was fetched (a job dir mismatch, a start request naming
         # a method the spider lacks): a usage error

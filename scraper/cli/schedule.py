@@ -47,7 +47,8 @@ def add_parsers(sub: Any) -> None:
 def schedule_command(args: argparse.Namespace) -> int:
     from ..crawl.runner import check_crawl
     from ..schedules.entries import load_schedules
-    from ..schedules.supervisor import Scheduler, dry_run
+    from ..schedules.listing import dry_run
+    from ..schedules.supervisor import Scheduler
 
     if args.count < 1:
         raise ConfigError(f"--count {args.count}: must be at least 1")
@@ -71,7 +72,7 @@ def schedule_command(args: argparse.Namespace) -> int:
 def runs_command(args: argparse.Namespace) -> int:
     from ..config import load_config, resolve_settings
     from ..schedules.history import History
-    from ..schedules.supervisor import format_runs
+    from ..schedules.listing import format_runs
 
     if args.limit < 1:
         raise ConfigError(f"--limit {args.limit}: must be at least 1")

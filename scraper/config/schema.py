@@ -10,6 +10,7 @@ value and the layer it came from.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -56,6 +57,24 @@ def _number(minimum: float, optional: bool = False, strict: bool = False) -> Che
             raise Invalid(f"a number {rel} {minimum}" + (" or null" if optional else ""))
         return float(v)
     return check
+
+
+def _processes(v: Any) -> int:
+    """An integer >= 1, or "auto": the CPUs this process may use. More than one needs
+    os.fork (worker processes are forked from the coordinator's)."""
+    n: int
+    if v == "auto":
+        try:
+            n = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            n = os.cpu_count() or 1
+    elif isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise Invalid('an integer >= 1 or "auto"')
+    else:
+        n = v
+    if n > 1 and not hasattr(os, "fork"):
+        raise Invalid("1 on this platform: worker processes are forked, and it has no fork()")
+    return n
 
 
 def _boolean(v: Any) -> bool:
@@ -140,7 +159,7 @@ def _outputs(v: Any) -> tuple[dict[str, Any], ...]:
     return tuple(out)
 
 
-OUTPUT_KEYS = ("path", "type", "overwrite", "fields", "table", "csv_formula_escape")
+OUTPUT_KEYS = ("path", "type", "overwrite", "fields", "table", "csv_formula_escape", "key")
 
 
 def _output_keys(item: Mapping[str, Any]) -> None:
@@ -176,6 +195,12 @@ def _cache_policy(v: Any) -> str:
         raise Invalid("dummy (serve whatever is stored) or rfc9111 (honour Cache-Control, "
                       "Expires and validators)")
     return str(v)
+
+
+def _strings(v: Any) -> tuple[str, ...]:
+    if not isinstance(v, list | tuple) or not all(isinstance(x, str) and x for x in v):
+        raise Invalid("a list of non-empty strings")
+    return tuple(v)
 
 
 def _port(v: Any) -> int | None:
@@ -245,6 +270,15 @@ def _ca_bundle(v: Any) -> str | None:
     return v
 
 
+def _api_token(v: Any) -> str | None:
+    """null, or a token of at least 16 printable characters (no spaces: it goes in headers)."""
+    if v is None:
+        return None
+    if not isinstance(v, str) or len(v) < 16 or not v.isprintable() or any(c.isspace() for c in v):
+        raise Invalid("null or a string of at least 16 printable characters without spaces")
+    return v
+
+
 def _backend(v: Any) -> str | None:
     """null (this process, in memory), or a backend URL: the scheme picks the backend
     (storage.registry checks that it is a known one when the crawl is built)."""
@@ -275,7 +309,7 @@ class Setting:
 
 #: The sections of the typed settings, in the order the README documents them.
 SECTIONS = ("crawl", "fetch", "politeness", "retry", "limits", "backend", "export", "httpcache",
-            "schedule")
+            "browser", "schedule")
 
 
 def _s(name: str, default: Any, check: Check, doc: str, section: str, attr: str = "") -> Setting:
@@ -287,6 +321,9 @@ SCHEMA: dict[str, Setting] = {s.name: s for s in [
     _s("spiders_path", "spiders", _string,
        "directory (relative to the config file) or importable package scanned for spiders", "crawl"),
     _s("workers", 16, _integer(1), "worker threads, each with its own HTTP session", "crawl"),
+    _s("processes", 1, _processes,
+       "worker processes, each running `workers` threads, under one coordinator; auto: one "
+       "per usable CPU", "crawl"),
     _s("shutdown_timeout", 30.0, _number(0),
        "after a stop (Ctrl-C, SIGTERM, a limit), seconds in-flight requests get to finish", "crawl"),
     _s("log_level", "INFO", _log_level, "DEBUG, INFO, WARNING or ERROR", "crawl"),
@@ -368,6 +405,10 @@ SCHEMA: dict[str, Setting] = {s.name: s for s in [
     _s("redis_retry_window", 30.0, _number(0),
        "seconds to keep retrying (with back-off) a Redis that does not answer before failing",
        "backend"),
+    _s("prefetch", None, _integer(0, optional=True),
+       "with a shared backend, requests a process leases beyond its busy workers so that a "
+       "freed worker never waits on a round trip (null: as many as workers; each holds a "
+       "slot of its host)", "backend"),
     # httpcache: responses kept on disk, for developing a spider without hitting the site again
     _s("httpcache.enabled", False, _boolean,
        "serve GET/HEAD responses from a local cache when it has them (hits skip the host's delay)",
@@ -382,6 +423,27 @@ SCHEMA: dict[str, Setting] = {s.name: s for s in [
     _s("httpcache.policy", "dummy", _cache_policy,
        "dummy (serve whatever is stored) or rfc9111 (Cache-Control, Expires, ETag and "
        "Last-Modified revalidation)", "httpcache"),
+    # browser: pages rendered by Chromium (meta={"browser": True}; README: Pages that need JavaScript)
+    _s("browser.executable", "/usr/bin/chromium", _string,
+       "the Chromium (or Chrome) binary Playwright drives: Debian's chromium package by default",
+       "browser"),
+    _s("browser.pages", 4, _integer(1),
+       "browser pages rendering at once (in each crawl process), apart from the HTTP workers",
+       "browser"),
+    _s("browser.contexts_per_host", 1, _integer(1),
+       "browser contexts (cookie stores) per host; a host's cookies are shared with HTTP",
+       "browser"),
+    _s("browser.headless", True, _boolean, "run Chromium without a window", "browser"),
+    _s("browser.launch_args", (), _strings,
+       "extra Chromium command-line switches, e.g. [--lang=fr]", "browser"),
+    _s("browser.recycle_after", 100, _integer(1),
+       "a browser context is closed and replaced after rendering this many pages (bounds memory)",
+       "browser"),
+    _s("browser.timeout", 30.0, _number(0, strict=True),
+       "seconds a page gets to load (and for wait_for); meta option timeout overrides it",
+       "browser"),
+    _s("browser.screenshot_dir", ".scraper/screenshots/{spider}", _string,
+       "where screenshot: true stores PNGs (relative to the working directory)", "browser"),
     # schedule: the scheduler's own settings
     _s("schedules", (), _schedules, "recurring crawls for `python -m scraper schedule`", "schedule",
        "entries"),
@@ -395,9 +457,13 @@ SCHEMA: dict[str, Setting] = {s.name: s for s in [
        "seconds a scheduled run gets to stop gracefully after SIGTERM (run_timeout, "
        "scheduler stop) before it is killed", "schedule", "kill_grace"),
     _s("metrics_port", None, _port,
-       "serve Prometheus metrics of scheduled runs on this port (0: any free port)", "schedule"),
+       "serve Prometheus metrics on this port (0: any free port): in config.yaml, the "
+       "scheduler's (schedule, serve); `run -s metrics_port=N`: that crawl's", "schedule"),
     _s("metrics_host", "127.0.0.1", _string,
-       "address the metrics endpoint listens on (0.0.0.0: every interface)", "schedule"),
+       "address the metrics endpoints listen on (0.0.0.0: every interface)", "schedule"),
+    _s("api_token", None, _api_token,
+       "the token `serve` requires of every request (Bearer, or the HTTP basic auth "
+       "password); required to listen off loopback (env SCRAPER_API_TOKEN)", "schedule"),
 ]}
 
 _GROUPS = {name.split(".", 1)[0] for name in SCHEMA if "." in name}
@@ -455,7 +521,8 @@ def flatten(layer: Mapping[str, Any], source: str) -> dict[str, Any]:
 
 
 #: Settings whose values may hold credentials: an error about one does not repeat it.
-SECRET_SETTINGS = frozenset({"http_auth", "headers", "headers_for", "proxy", "backend"})
+SECRET_SETTINGS = frozenset({"http_auth", "headers", "headers_for", "proxy", "backend",
+                             "api_token"})
 
 
 def check_layer(layer: Mapping[str, Any], source: str) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any
 
 from .schema import SCHEMA, suggest
 
-__all__ = ["BackendSettings", "CrawlSettings", "FetchSettings", "ExportSettings",
+__all__ = ["BackendSettings", "BrowserSettings", "CrawlSettings", "FetchSettings", "ExportSettings",
            "HttpCacheSettings", "LimitSettings",
            "PolitenessSettings", "RetrySettings", "ScheduleSettings", "Settings"]
 
@@ -27,6 +27,7 @@ class CrawlSettings:
 
     spiders_path: str
     workers: int
+    processes: int
     shutdown_timeout: float
     log_level: str
     progress_interval: float
@@ -94,6 +95,7 @@ class BackendSettings:
     heartbeat_interval: float
     poll_interval: float
     redis_retry_window: float
+    prefetch: int | None
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,20 @@ class HttpCacheSettings:
 
 
 @dataclass(frozen=True)
+class BrowserSettings:
+    """The browser pool that renders pages needing JavaScript (Playwright + Chromium)."""
+
+    executable: str
+    pages: int
+    contexts_per_host: int
+    headless: bool
+    launch_args: tuple[str, ...]
+    recycle_after: int
+    timeout: float
+    screenshot_dir: str
+
+
+@dataclass(frozen=True)
 class ScheduleSettings:
     """The scheduler's own settings (a run cannot change them)."""
 
@@ -125,12 +141,14 @@ class ScheduleSettings:
     kill_grace: float
     metrics_port: int | None
     metrics_host: str
+    api_token: str | None
 
 
 _SECTION_TYPES: dict[str, type] = {
     "crawl": CrawlSettings, "fetch": FetchSettings, "politeness": PolitenessSettings,
     "retry": RetrySettings, "limits": LimitSettings, "backend": BackendSettings,
     "export": ExportSettings, "httpcache": HttpCacheSettings, "schedule": ScheduleSettings,
+    "browser": BrowserSettings,
 }
 
 
@@ -157,6 +175,7 @@ class Settings(Mapping[str, Any]):
     export: ExportSettings
     httpcache: HttpCacheSettings
     schedule: ScheduleSettings
+    browser: BrowserSettings
     _values: Mapping[str, Any]
 
     @classmethod

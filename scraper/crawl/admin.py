@@ -1,5 +1,5 @@
 """Operations on a crawl's stored state, outside a running crawl: ``push`` start URLs,
-``reset`` everything, ``retry-failed`` dead letters. Each works on any backend that
+``reset`` everything, list (``dead_letters``) and ``retry-failed`` dead letters. Each works on any backend that
 has what it needs (a job dir or a Redis crawl) and says plainly when one has not.
 """
 
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Settings, load_config, resolve_settings
@@ -16,7 +17,7 @@ from ..loader import load_spider
 from ..storage import Backend, Entry
 from .runner import backend_url, open_crawl_backend
 
-__all__ = ["push", "reset", "retry_failed"]
+__all__ = ["DeadLetter", "dead_letters", "push", "reset", "retry_failed"]
 
 
 @contextmanager
@@ -63,6 +64,31 @@ def reset(name: str, *, config_path: str | Path | None = None,
     """Delete everything stored for ``name``'s crawl; returns how many records."""
     with _backend(name, config_path, backend_url, job_dir) as (_, backend):
         return backend.clear()
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A request that failed after its last retry, and why."""
+
+    method: str
+    url: str
+    reason: str
+
+
+def dead_letters(name: str, job_dir: str | Path | None = None,
+                 config_path: str | Path | None = None, *, backend_url: str | None = None,
+                 limit: int = 100) -> tuple[int, list[DeadLetter]]:
+    """A crawl's dead letters: how many, and the oldest ``limit`` of them."""
+    with _backend(name, config_path, backend_url, job_dir) as (_, backend):
+        dead = backend.dead
+        if dead is None:
+            raise NotSupported("keeps no dead letters", location=backend.url)
+        rows = dead.list()
+        out = []
+        for _, data, reason in rows[:limit]:
+            r = decode_request(data)
+            out.append(DeadLetter(r.method, r.url, reason))
+        return len(rows), out
 
 
 def retry_failed(name: str, job_dir: str | Path | None = None,

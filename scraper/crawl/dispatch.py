@@ -26,7 +26,7 @@ class Dispatcher:
 
     def __init__(self, backend: Backend, gate: RobotsGate, politeness: Politeness,
                  admission: Admission, stats: Stats, tasks: queue.Queue[Task], *,
-                 workers: int, max_pages: int | None) -> None:
+                 workers: int, max_pages: int | None, prefetch: int | None = None) -> None:
         self.backend = backend
         self.gate = gate
         self.politeness = politeness
@@ -37,13 +37,24 @@ class Dispatcher:
         self.max_pages = max_pages
         self.in_flight = 0
         self.leases: dict[Any, str] = {}  # lease id -> host, for everything leased
+        self._prefetch = prefetch
+
+    @property
+    def prefetch(self) -> int:
+        """Requests leased beyond the busy workers: ``workers``, or with a shared backend
+        the ``prefetch`` setting when it is set. Never more than the task queue holds: a
+        full queue would block the coordinator."""
+        n = self._prefetch if self._prefetch is not None and self.backend.shared else self.workers
+        room = self.tasks.maxsize
+        return min(n, room) if room > 0 else n
 
     def budget(self) -> int:
-        """How many more requests may be handed out now: a worker's worth of prefetch on one
-        machine, none with a shared backend (a request queued here holds a cluster-wide
-        host slot another process could use)."""
+        """How many more requests may be handed out now: the free workers plus the prefetch.
+        With a shared backend every one of them holds a slot of its host from the moment it
+        is leased (the pop takes it), so the politeness limits hold for the buffer too, and
+        fair shares between processes keep one process's buffer from starving another."""
         busy = self.in_flight + self.gate.parked
-        n = self.workers * (1 if self.backend.shared else 2) - busy
+        n = self.workers + self.prefetch - busy
         if self.max_pages is not None:
             n = min(n, self.max_pages - self.stats.pages - busy)
         return n

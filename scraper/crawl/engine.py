@@ -7,7 +7,9 @@ frontier to worker threads and records what comes back.
                                                       └──▶ pipelines ──▶ outputs
 
 Only this thread touches the frontier, the seen-set, the stats and the pipelines;
-workers only fetch and run spider code. Every task handed out comes back as exactly
+workers only fetch and run spider code: threads of this process, or (``processes`` > 1)
+threads of worker processes fed through ``processes.ProcessPool``, which takes the
+tasks queue and fills the results queue just as threads do. Every task handed out comes back as exactly
 one outcome, so a crawl on one machine ends exactly when the frontier is empty and
 nothing is in flight: the loop blocks on the results queue (with a timeout only for
 timed events: retries, host delays, robots.txt retries, limits, progress) and never
@@ -26,10 +28,12 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
+from multiprocessing.connection import Connection
 from typing import Any
 
 from ..config import Settings
 from ..exceptions import StorageError
+from ..fetch.adaptive import check_browser_use
 from ..fetch.cassette import NOT_RECORDED, CassetteMode
 from ..fetch.factory import FetcherFactory, worker_fetchers
 from ..fetch.policy import FetchPolicy
@@ -45,11 +49,12 @@ from .dispatch import Dispatcher
 from .job import Job
 from .middleware import MiddlewareChain
 from .pipelines import PipelineChain
+from .processes import ProcessPool
 from .record import Batch, Recorder
 from .robots import RobotsGate
 from .stats import Stats
-from .tasks import STOP, Outcome, RobotsOutcome, Task
-from .worker import TaskRunner, WorkerThread
+from .tasks import STOP, Abandoned, Fetch, FetchRobots, Outcome, Refuse, RobotsOutcome, Task, Wire
+from .worker import TaskRunner, WorkerThread, worker_process
 
 __all__ = ["Engine", "FetcherFactory"]
 
@@ -103,17 +108,27 @@ class Engine:
                                  stop=self._begin_stop, fatal_kinds=frozenset(
                                      {NOT_RECORDED} if replaying and cassette and cassette.strict
                                      else ()))
-        self.workers_n = settings.crawl.workers
-        self.tasks: queue.Queue[Task] = queue.Queue(maxsize=self.workers_n)
+        self.threads_n = settings.crawl.workers
+        # the test harness's fetcher wrapper notes requests in this process: threads here
+        in_process = fetchers is not None or wrap_fetchers is not None
+        self.processes_n = 1 if in_process else settings.crawl.processes
+        self.workers_n = self.threads_n * self.processes_n
+        # the dispatcher's budget bounds it; with processes it must never block the
+        # dispatcher: the feeder stops taking tasks while the processes are full or dead
+        self.tasks: queue.Queue[Task] = queue.Queue(
+            maxsize=self.workers_n if self.processes_n == 1 else 0)
         self.results: queue.Queue[Any] = queue.Queue()
         self.dispatcher = Dispatcher(backend, self.gate, self.politeness, self.admission,
                                      self.stats, self.tasks, workers=self.workers_n,
-                                     max_pages=settings.limits.max_pages)
+                                     max_pages=settings.limits.max_pages,
+                                     prefetch=settings.backend.prefetch)
         self._stop_reason: str | None = None
         self._stop_started: float | None = None
         self._workers: list[WorkerThread] = []
+        self._pool: ProcessPool | None = None
+        self._cpu_started = time.process_time()  # this process's CPU time: the coordinator's
         self.watchdog = Watchdog()
-        self._fetchers = fetchers or worker_fetchers(settings, spider.name, self.watchdog,
+        self._fetchers = fetchers or worker_fetchers(settings, spider, self.watchdog,
                                                      cassette)
         if wrap_fetchers is not None:
             self._fetchers = wrap_fetchers(self._fetchers)
@@ -167,17 +182,60 @@ class Engine:
 
     # -- set-up and tear-down ------------------------------------------------
     def _start_workers(self) -> None:
+        """Worker threads here, or worker processes forked now: after ``opened()``, so
+        what it set on the spider is theirs too, and before anything was fetched."""
+        if self.processes_n > 1:
+            self._pool = ProcessPool(self.processes_n, self.threads_n, Wire(self.spider),
+                                     self._serve, self.tasks, self.results,
+                                     on_fatal=lambda: self.stop("error"))
+            self._pool.start()
+            return
+        runner = self._runners()
+        for i in range(self.workers_n):
+            w = WorkerThread(i, runner(i), self.tasks, self.results)
+            w.start()
+            self._workers.append(w)
+
+    def _runners(self) -> Callable[[int], TaskRunner]:
+        """Worker index -> its task runner (in the process it is called in)."""
         offsite = self.admission.offsite if self.admission.domains else None
         policy = FetchPolicy(self.retry, max_redirects=self.settings.fetch.max_redirects,
                              handle_statuses=getattr(self.spider, "handle_statuses", ()) or (),
                              offsite=offsite)
         code = SpiderCode(self.spider)
         hooks = MiddlewareChain(self.middlewares, self.spider) if self.middlewares else None
-        for i in range(self.workers_n):
-            w = WorkerThread(i, TaskRunner(code, self._fetchers(i), policy, hooks), self.tasks,
-                             self.results)
-            w.start()
-            self._workers.append(w)
+        fetchers = self._fetchers
+        return lambda i: TaskRunner(code, fetchers(i), policy, hooks)
+
+    def _serve(self, conn: Connection, index: int) -> None:
+        """The main of worker process ``index`` (forked: this engine is its copy). Its
+        fetchers come from the factory made before the fork; the watchdog they share
+        had no thread yet, so each process starts its own."""
+        worker_process(conn, Wire(self.spider), self._runners(), self.threads_n,
+                       index * self.threads_n)
+
+    def _stop_workers(self) -> None:
+        if self._pool is None:
+            for _ in self._workers:
+                try:
+                    self.tasks.put_nowait(STOP)
+                except queue.Full:
+                    break
+            return
+        pool = self._pool
+        try:
+            pool.stop()
+        except Exception:
+            log.exception("could not stop the worker processes")
+            pool.kill()
+        self.stats.worker_restarts = pool.restarts
+        self.stats.processes = {
+            "count": self.processes_n, "threads_each": self.threads_n,
+            "restarts": pool.restarts,
+            "coordinator_cpu_s": round(time.process_time() - self._cpu_started, 3),
+            "workers": [{"pid": r["pid"], "cpu_s": round(r["cpu_s"], 3),
+                         "peak_rss_mb": round(r["peak_rss_kb"] / 1024, 1)}
+                        for r in pool.reports()]}
 
     def _finish(self) -> None:
         try:
@@ -185,11 +243,7 @@ class Engine:
             self.dispatcher.unpark()
         except Exception as e:
             self._finish_failed("could not give back unstarted requests", e)
-        for _ in self._workers:
-            try:
-                self.tasks.put_nowait(STOP)
-            except queue.Full:
-                break
+        self._stop_workers()
         self.watchdog.stop()
         stats = self.stats
         stats.reason = self._stop_reason or "finished"
@@ -225,6 +279,8 @@ class Engine:
     # -- start requests ------------------------------------------------------
     def _seed(self, requests: Iterable[Any]) -> None:
         starts = SpiderCode(self.spider).start_requests(requests, self.stats)
+        if self.cassette is None or not self.cassette.replay:  # a cassette replays rendered pages
+            check_browser_use(self.spider, starts, self.settings.browser.executable)
         digest = ""
         if self.job is not None:
             found = self.job.seed(starts, self.backend)
@@ -315,12 +371,26 @@ class Engine:
                 if isinstance(o, RobotsOutcome):
                     self.dispatcher.in_flight -= 1
                     recorder.robots(o, now)
+                elif isinstance(o, Abandoned):
+                    self._abandoned(o.task)
                 else:
                     recorder.page(o, self.dispatcher.returned(o.lease, o.request), batch, now)
             recorder.commit(batch)
         max_pages = self.settings.limits.max_pages
         if max_pages is not None and self.stats.pages >= max_pages:
             self._begin_stop("max_pages")
+
+    def _abandoned(self, task: Fetch | Refuse | FetchRobots) -> None:
+        """A task whose worker process died: its request back to the frontier, as if
+        never handed out (no page, no request counted), its host slot free."""
+        if isinstance(task, FetchRobots):
+            self.dispatcher.in_flight -= 1
+            self.gate.abandon(task.host)
+            return
+        host = self.dispatcher.returned(task.lease, task.request)
+        if isinstance(task, Fetch):  # a refused one holds no slot
+            self.politeness.finished(host, task.lease)
+        self.backend.frontier.release([task.lease])
 
     # -- stopping ------------------------------------------------------------
     def _begin_stop(self, reason: str) -> None:

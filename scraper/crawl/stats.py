@@ -19,6 +19,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..fetch.adaptive import bind_counts
+
 __all__ = ["FAILURES_KEPT", "INVALID_KINDS_KEPT", "OTHER_INVALID", "Stats", "WorkerCounters"]
 
 FAILURES_KEPT = 10
@@ -28,6 +30,9 @@ INVALID_KINDS_KEPT = 100
 OTHER_INVALID = "(other problems)"
 
 _thread = threading.local()  # .counters: the WorkerCounters of a worker thread
+# custom counters kept by the crawl itself: pages the browser rendered ("@rendered") and
+# pages adaptive rendering fetched with HTTP alone ("@http"); shown apart from the spider's
+_OWN = "@"
 
 
 class WorkerCounters:
@@ -42,8 +47,10 @@ class WorkerCounters:
 
     @classmethod
     def install(cls) -> WorkerCounters:
-        """This thread's counters: from now on its ``Stats.inc`` calls add here."""
+        """This thread's counters: from now on its ``Stats.inc`` calls add here, and so do
+        its fetchers' counts of pages rendered or not (``@rendered``, ``@http``)."""
         counters = _thread.counters = cls()
+        bind_counts(counters.counts)
         return counters
 
     def take(self) -> dict[str, int] | None:
@@ -51,8 +58,9 @@ class WorkerCounters:
         counts = self.counts
         if not counts:
             return None
-        self.counts = {}
-        return counts
+        taken = dict(counts)
+        counts.clear()  # the same dict: the fetchers of this thread hold it
+        return taken
 
 
 def _iso(ts: float) -> str:
@@ -67,7 +75,10 @@ def _cluster_summary(flat: dict[str, int]) -> dict[str, Any]:
         out[group] = {k.split(":", 1)[1]: v for k, v in sorted(flat.items())
                       if k.startswith(group + ":") and v}
     out["errors_total"] = sum(out["errors"].values())
-    out["custom"] = {k.split(":", 1)[1]: v for k, v in sorted(flat.items()) if k.startswith("custom:")}
+    out["custom"] = {k.split(":", 1)[1]: v for k, v in sorted(flat.items())
+                     if k.startswith("custom:") and not k.startswith("custom:" + _OWN)}
+    out["rendered"] = flat.get(f"custom:{_OWN}rendered", 0)
+    out["http"] = flat.get(f"custom:{_OWN}http", 0)
     return out
 
 
@@ -86,8 +97,16 @@ def _optional_lines(s: dict[str, Any]) -> list[str]:
                      + "  (items not written; the first page of each is in the summary JSON)")
     if s["cache_hits"] or s["cache_misses"]:
         lines.append(f"cache     hits {s['cache_hits']}, misses {s['cache_misses']}")
+    if s["rendered"] or s["http"]:
+        lines.append(f"browser   rendered {s['rendered']}, http {s['http']}  (http: pages "
+                     "adaptive rendering did not render)")
     if s["custom"]:
         lines.append("custom    " + ", ".join(f"{k} {v}" for k, v in s["custom"].items()))
+    procs = s.get("processes")
+    if procs:
+        lines.append(f"processes {procs['count']} x {procs['threads_each']} threads "
+                     f"(restarts {procs['restarts']}, coordinator CPU "
+                     f"{procs['coordinator_cpu_s']:.1f} s)")
     return lines
 
 
@@ -110,6 +129,8 @@ class Stats:
     elapsed_before: float = 0.0   # seconds of earlier runs of the same job
     cluster: dict[str, int] | None = None  # the whole cluster's counters (shared backend)
     backend_round_trips: int | None = None  # calls to a shared backend by this process
+    worker_restarts: int | None = None  # worker processes restarted (processes > 1)
+    processes: dict[str, Any] | None = None  # worker processes: count, CPU, peak memory
     first_started: float | None = None
     errors: Counter[str] = field(default_factory=Counter)
     statuses: Counter[int] = field(default_factory=Counter)
@@ -128,6 +149,9 @@ class Stats:
             raise TypeError(f"stats.inc: the counter name must be a string, got {name!r}")
         if not name:
             raise ValueError("stats.inc: the counter name is empty")
+        if name.startswith(_OWN):
+            raise ValueError(f"stats.inc: counter names starting with {_OWN!r} are the "
+                             f"crawl's own ({name!r})")
         if not isinstance(n, int) or isinstance(n, bool):
             raise TypeError(f"stats.inc({name!r}): n must be an int, got {n!r}")
         counters: WorkerCounters | None = getattr(_thread, "counters", None)
@@ -166,6 +190,16 @@ class Stats:
             kept.append({"url": url, "status": status} if status else {"url": url})
 
     @property
+    def rendered(self) -> int:
+        """Pages the browser rendered (``meta["browser"]``, or adaptive rendering)."""
+        return self.custom.get(_OWN + "rendered", 0)
+
+    @property
+    def http(self) -> int:
+        """Pages adaptive rendering fetched with HTTP alone."""
+        return self.custom.get(_OWN + "http", 0)
+
+    @property
     def duration(self) -> float:
         return self.elapsed_before + (self.finished or time.time()) - self.started
 
@@ -192,7 +226,9 @@ class Stats:
             "filtered": dict(sorted(self.filtered.items())),
             "failures": {k: list(v) for k, v in sorted(self.failures.items())},
             "invalid_items": {k: dict(v) for k, v in sorted(self.invalid_items.items())},
-            "custom": dict(sorted(self.custom.items())),
+            "custom": {k: v for k, v in sorted(self.custom.items()) if not k.startswith(_OWN)},
+            "rendered": self.custom.get(_OWN + "rendered", 0),
+            "http": self.custom.get(_OWN + "http", 0),
             "started": _iso(self.first_started or self.started),
             "finished": _iso(self.finished or time.time()),
             "duration_s": round(self.duration, 3),
@@ -200,6 +236,8 @@ class Stats:
             **({"cluster": _cluster_summary(self.cluster)} if self.cluster is not None else {}),
             **({"backend_round_trips": self.backend_round_trips}
                if self.backend_round_trips is not None else {}),
+            **({"worker_restarts": self.worker_restarts, "processes": self.processes}
+               if self.processes is not None else {}),
         }
 
     def format_summary(self) -> str:

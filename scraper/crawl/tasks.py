@@ -10,21 +10,32 @@ coordinator's count of work in flight is always right and the crawl can end.
     PageOutcome   what became of a Fetch or a Refuse: the fetch policy's decision, the
                   exchange (status, size, latency), and what spider code produced
     RobotsOutcome the robots.txt answer of a host
+    Abandoned     a task whose worker process died before answering: its request goes
+                  back to the frontier, no page counted
 
 Only small, plain things live here (requests, items, numbers): never a parsed tree.
+``Wire`` is how they cross between processes (``processes`` > 1): pickled, with the
+spider standing for the other process's copy of it (so a callback given as a bound
+method arrives bound to the spider over there) and every ``Response`` reduced to its
+URL and status: a decision never carries a body or a parsed tree back.
 """
 
 from __future__ import annotations
 
+import copyreg
+import io
+import pickle
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from ..exceptions import FetchError
+from ..exceptions import FetchError, HttpError
 from ..fetch.policy import Decision
 from ..http import Request
+from ..response import Response
+from ..spider import Spider
 
-__all__ = ["STOP", "Exchange", "Fetch", "FetchRobots", "Outcome", "PageOutcome", "Produced",
-           "Refuse", "RobotsOutcome", "Stop", "Task"]
+__all__ = ["STOP", "Abandoned", "Exchange", "Fetch", "FetchRobots", "Outcome", "PageOutcome",
+           "Produced", "Refuse", "RobotsOutcome", "Stop", "Task", "Wire"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,4 +112,78 @@ class RobotsOutcome:
     nbytes: int = 0
 
 
-Outcome = PageOutcome | RobotsOutcome
+@dataclass(frozen=True, slots=True)
+class Abandoned:
+    """A task handed to a worker process that died before answering it."""
+
+    task: Fetch | Refuse | FetchRobots
+
+
+Outcome = PageOutcome | RobotsOutcome | Abandoned
+
+
+# -- crossing a process boundary ---------------------------------------------------
+def _spider_ref() -> Spider:
+    """Stands for "this process's spider" in a pickle; only ``Wire.loads`` resolves it."""
+    raise RuntimeError("a spider reference can only be read by Wire.loads")
+
+
+def _light_response(url: str, status: int, request: Request, cached: str | None) -> Response:
+    r = Response(url, status, {}, b"", request)
+    r.cached = cached
+    return r
+
+
+def _reduce_response(r: Response) -> tuple[Any, ...]:
+    return _light_response, (r.url, r.status, r.request, r.cached)
+
+
+def _reduce_http_error(e: HttpError) -> tuple[Any, ...]:
+    # HttpError(response) cannot be rebuilt from its message, as exceptions are
+    return HttpError, (e.response,)
+
+
+class _Unpickler(pickle.Unpickler):
+    def __init__(self, data: bytes, spider: Spider) -> None:
+        super().__init__(io.BytesIO(data))
+        self.spider = spider
+
+    def find_class(self, module: str, name: str) -> Any:
+        if name == "_spider_ref" and module == __name__:
+            spider = self.spider
+            return lambda: spider
+        return super().find_class(module, name)
+
+
+class Wire:
+    """Pickles tasks and outcomes for another process of the same crawl (forked from this
+    one, so the same classes are importable on both sides).
+
+    The spider is sent as a reference to the receiver's own spider (a bound callback
+    stays a bound callback, and no spider state is copied); a ``Response`` as its URL,
+    status, request and cache note, without headers, body or trees (an ``HttpError``
+    with it)."""
+
+    def __init__(self, spider: Spider) -> None:
+        self.spider = spider
+        table = dict(copyreg.dispatch_table)
+        table[type(spider)] = self._reduce_spider
+        table[Response] = _reduce_response
+        table[HttpError] = _reduce_http_error
+        self._table = table
+
+    def _reduce_spider(self, obj: Spider) -> Any:
+        if obj is self.spider:
+            return _spider_ref, ()
+        return obj.__reduce_ex__(pickle.HIGHEST_PROTOCOL)  # another instance: as it is
+
+    def dumps(self, obj: Any) -> bytes:
+        """``obj`` pickled; raises what pickling raises (an object that cannot cross)."""
+        buf = io.BytesIO()
+        p = pickle.Pickler(buf, pickle.HIGHEST_PROTOCOL)
+        p.dispatch_table = self._table
+        p.dump(obj)
+        return buf.getvalue()
+
+    def loads(self, data: bytes) -> Any:
+        return _Unpickler(data, self.spider).load()

@@ -50,6 +50,8 @@ class Politeness:
         self.max_delay = s.autothrottle_max_delay
         self._delays: dict[str, float] = {}  # hosts whose delay differs from the setting
         self._floors: dict[str, float] = {}  # robots Crawl-delay: the least delay of a host
+        # hosts told to back off (429/503) and until when: for the metrics, read at scrape time
+        self.backoffs: dict[str, float] = {}
         # the adaptive throttle starts every host at one request at a time
         hosts.set_defaults(1 if self.autothrottle else self.limit(self.delay), self._spacing(self.delay))
 
@@ -93,6 +95,10 @@ class Politeness:
     def back_off(self, host: str, until: float) -> None:
         """Give ``host`` no request until ``until`` (after a 429 or 503), for every worker."""
         self.hosts.hold(host, until)
+        backoffs = self.backoffs
+        if len(backoffs) >= 1024:  # forget those long over: many hosts, one 429 each
+            self.backoffs = backoffs = {h: t for h, t in backoffs.items() if t > until - 3600}
+        backoffs[host] = max(until, backoffs.get(host, 0.0))
 
     def min_delay(self, host: str, delay: float) -> None:
         """Make ``host``'s delay at least ``delay`` seconds (robots Crawl-delay)."""

@@ -1,5 +1,6 @@
-"""Item outputs: JSON lines, JSON array, CSV and SQLite files, JSON lines on stdout, and
-the backend's item stream; opened by type (from ``type:`` or the path's extension).
+"""Item outputs: JSON lines, JSON array, CSV and SQLite files, JSON lines on stdout, the
+backend's item stream, and PostgreSQL tables; opened by type (from ``type:``, the
+path's extension, or a ``postgresql://`` URL).
 
 Every output is opened before the crawl starts, so a path that cannot be written is
 a configuration error, not a crash halfway through. ``-o`` appends to what is
@@ -20,8 +21,10 @@ from typing import Any
 
 from ..exceptions import ConfigError
 from ..storage import ItemStream
-from .base import (CLAIM_SUFFIX, JobMark, Output, check_claim, cut_back, output_path, read_claim,
-                   write_claim, write_item)
+from . import postgresql
+from .base import (CLAIM_SUFFIX, JobMark, Output, check_claim, cut_back, read_claim, write_claim,
+                   write_item)
+from .base import output_path as _file_path
 from .csvfile import CsvOutput
 from .jsonarray import JsonArrayOutput
 from .jsonlines import JsonLinesOutput, StdoutOutput
@@ -33,7 +36,14 @@ __all__ = ["JobMark", "Output", "check_output", "open_output", "output_path", "o
 
 _TYPES = {".jsonl": "jsonl", ".jl": "jsonl", ".ndjson": "jsonl", ".json": "json",
           ".csv": "csv", ".db": "sqlite", ".sqlite": "sqlite", ".sqlite3": "sqlite"}
-TYPES = ("jsonl", "json", "csv", "sqlite", "redis-stream")
+TYPES = ("jsonl", "json", "csv", "sqlite", "redis-stream", "postgresql")
+
+
+def output_path(spec: Mapping[str, Any], spider: str) -> str:
+    """The output's path with ``{spider}`` filled in; a PostgreSQL URL without its password
+    (what logs show and a job records its position under)."""
+    path = _file_path(spec, spider)
+    return postgresql.hide_password(path) if postgresql.is_postgresql(path) else path
 
 
 def output_type(spec: Mapping[str, Any]) -> str:
@@ -42,6 +52,8 @@ def output_type(spec: Mapping[str, Any]) -> str:
     if kind == "redis-stream":
         return "redis-stream"
     path = str(spec["path"])
+    if postgresql.is_postgresql(path) and kind in (None, "postgresql"):
+        return "postgresql"
     if kind is None:
         if path == "-":
             return "jsonl"
@@ -53,6 +65,9 @@ def output_type(spec: Mapping[str, Any]) -> str:
         kind = "sqlite"
     if kind not in TYPES:
         raise ConfigError(f"output {path}: unknown type {kind!r} (one of {', '.join(TYPES)})")
+    if kind == "postgresql":
+        raise ConfigError(f"output {path}: type postgresql needs a postgresql://USER@HOST:PORT/DB "
+                          "URL as its path")
     return kind
 
 
@@ -71,6 +86,9 @@ def open_output(spec: Mapping[str, Any], spider: str, *, resume_at: int | None =
     overwrite = bool(spec.get("overwrite", False)) and resume_at is None
     if raw_path == "-":
         return StdoutOutput()
+    if kind == "postgresql":
+        t = postgresql.target(_file_path(spec, spider), spider, spec)
+        return postgresql.PostgresOutput(t, overwrite, resume_at, job)
     path = output_path(spec, spider)
     try:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -124,6 +142,9 @@ def check_output(spec: Mapping[str, Any], spider: str, *, stream: bool = False,
         return
     if str(spec["path"]) == "-":
         return
+    if kind == "postgresql":
+        _check_postgresql(spec, spider, job, resume_at)
+        return
     path = Path(output_path(spec, spider))
     if path.is_dir():
         raise ConfigError(f"output {path}: is a directory")
@@ -137,3 +158,13 @@ def check_output(spec: Mapping[str, Any], spider: str, *, stream: bool = False,
         claim = (read_table_claim(str(path), spec.get("table") or spider) if kind == "sqlite"
                  else read_claim(str(path)))
         check_claim(str(path), claim, job)
+
+
+def _check_postgresql(spec: Mapping[str, Any], spider: str, job: JobMark | None,
+                      resume_at: int | None) -> None:
+    """The URL, table, fields and key, and psycopg; with a job, the server too: a table
+    holding another job's items is refused before any output is touched."""
+    t = postgresql.target(_file_path(spec, spider), spider, spec)
+    postgresql.require_psycopg()
+    if job is not None and not (spec.get("overwrite") and resume_at is None):
+        check_claim(t.shown, postgresql.read_claim(t), job)

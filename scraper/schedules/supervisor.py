@@ -24,6 +24,13 @@ it at any instant is a graceful stop, never a kill.
 
 The history (``history``), metrics (``metrics``) and state files live in
 ``schedule_dir``, which one scheduler at a time may use (a lock file).
+
+Beside ``serve``'s web server (another thread), the scheduler also runs jobs asked for
+by hand (``submit``, ``run_now``), cancels runs (``cancel``), pauses schedules
+(``pause``); the server calls these through ``call``, which runs them on the
+scheduler's own thread, where its state and its history connection live. With
+``run_files`` each run also writes its live stats (``STATS_FILE``) and its items
+(``ITEMS_FILE``) in its run dir, for the dashboard and Scrapyd's ``items/``.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import fcntl
 import json
 import logging
 import os
+import queue
 import select
 import shlex
 import shutil
@@ -39,25 +47,34 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from ..exceptions import ConfigError
-from .history import History, RunRecord
+from .listing import clock
+from .childrun import counts, read_summary, signal_name, stop_signals_held, write_private
+from .history import History
+from .jobs import (JobRequest, PendingJobs, RunningJob, SchedulerState,
+                   ScheduleState, new_job_id)
 from .metrics import SchedulerMetrics
 from .entries import (SchedulePlan, ScheduleEntry, due, format_duration, next_due,
                        upcoming)
 
-__all__ = ["SETTINGS_FILE", "Scheduler", "dry_run", "format_runs"]
+__all__ = ["ITEMS_FILE", "SETTINGS_FILE", "STATS_FILE", "Scheduler"]
 
 log = logging.getLogger(__name__)
 
 #: The run dir's file that hands a run its schedule's settings (deleted once read).
 SETTINGS_FILE = "settings.json"
+#: With ``run_files``: the run dir's live stats (``run --stats-file``) and items (``-o``).
+STATS_FILE = "stats.jsonl"
+ITEMS_FILE = "items.jsonl"
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -73,8 +90,9 @@ class _Run:
     log_path: Path
     deadline: float | None      # monotonic; from run_timeout
     term_at: float | None = None  # monotonic: when it was sent SIGTERM
-    why: str | None = None      # "timeout" or "stopped": why the scheduler ended it
+    why: str | None = None      # "timeout", "stopped" or "cancelled": why it was ended
     killed: bool = False
+    job: str | None = None      # its API id
 
 
 class Scheduler:
@@ -82,11 +100,15 @@ class Scheduler:
     (0 after a graceful stop, 130 after a forced one)."""
 
     def __init__(self, plan: SchedulePlan, *, tick: float = 0.5, misfire_grace: float = 60.0,
-                 kill_grace: float | None = None, python: str = sys.executable) -> None:
+                 kill_grace: float | None = None, python: str = sys.executable,
+                 run_files: bool = False, max_jobs: int | None = None) -> None:
         """``tick``: the most the loop sleeps (how soon an ended run is noticed);
         ``misfire_grace``: how late a fire time may be noticed and still count as on
         time (capped at half the gap to the next one); ``kill_grace``: overrides the
-        ``schedule_kill_grace`` setting; ``python``: the interpreter runs use."""
+        ``schedule_kill_grace`` setting; ``python``: the interpreter runs use;
+        ``run_files``: runs write STATS_FILE and ITEMS_FILE; ``max_jobs``: how many runs
+        may go at once before a job asked for by hand waits (default: 4 per CPU, as
+        Scrapyd's max_proc_per_cpu)."""
         self.plan = plan
         self.entries = plan.entries
         self.tick = tick
@@ -103,6 +125,11 @@ class Scheduler:
         self._queued: dict[str, tuple[float | None, str]] = {}  # schedule → (fire time, trigger)
         self._last: dict[str, float | None] = {}
         self._lock: IO[str] | None = None
+        self.run_files = run_files
+        self.max_jobs = max_jobs or 4 * (os.cpu_count() or 1)
+        self.pending = PendingJobs()
+        self._paused: set[str] = set()
+        self._calls: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
 
@@ -121,11 +148,121 @@ class Scheduler:
                 run.killed = True
         elif self._stop is None:
             self._stop = "graceful"
+        self._wake()
+
+    def _wake(self) -> None:
         if self._wake_w >= 0:
             try:
                 os.write(self._wake_w, b"x")
             except OSError:  # the pipe is full: already woken
                 pass
+
+    def call(self, fn: Callable[[], T]) -> Future[T]:
+        """Run ``fn`` on the scheduler's thread at its next turn (at once: it is woken);
+        the future has its result or exception. From any thread."""
+        fut: Future[T] = Future()
+        self._calls.put((fn, fut))
+        if self._wake_w < 0:
+            self._fail_calls()
+        self._wake()
+        return fut
+
+    def _run_calls(self) -> None:
+        while True:
+            try:
+                fn, fut = self._calls.get_nowait()
+            except queue.Empty:
+                return
+            if fut.set_running_or_notify_cancel():
+                try:
+                    fut.set_result(fn())
+                except Exception as e:
+                    fut.set_exception(e)
+
+    def _fail_calls(self) -> None:
+        while True:
+            try:
+                _, fut = self._calls.get_nowait()
+            except queue.Empty:
+                return
+            if fut.set_running_or_notify_cancel():
+                fut.set_exception(ConfigError("the scheduler has stopped"))
+
+    # -- what the server asks for (on the scheduler's thread, through ``call``) ---
+    def submit(self, job: JobRequest) -> None:
+        """Queue a job asked for by hand; it starts at the next turn if a slot is free.
+        ConfigError if the scheduler is stopping or the job id is taken."""
+        assert self.history is not None
+        if self._stop is not None:
+            raise ConfigError("the server is stopping: no new jobs")
+        if self.pending.get(job.id) or self.history.find_job(job.id):
+            raise ConfigError(f"jobid {job.id!r} is taken: give another or none")
+        self.pending.add(job)
+        log.info("job %s of spider %s queued", job.id, job.spider)
+
+    def run_now(self, name: str) -> str:
+        """Start a run of schedule ``name`` now (trigger ``manual``); returns its job id.
+        ConfigError if its spider is running (one run per spider) or it cannot start."""
+        entry = self._entry(name)
+        if self._stop is not None:
+            raise ConfigError("the server is stopping: no new runs")
+        busy = self._busy(entry.spider)
+        if busy is not None:
+            raise ConfigError(f"schedule {name}: spider {entry.spider} is already running "
+                              f"(run {busy.id}); one run per spider at a time")
+        job = self._start(entry, None, "manual")
+        if job is None:
+            raise ConfigError(f"schedule {name}: the run could not start (see the server's log)")
+        return job
+
+    def cancel(self, job: str) -> str | None:
+        """Cancel job ``job``: a pending one is dropped, a running one stopped gracefully
+        (SIGTERM; killed after schedule_kill_grace, or at once when cancelled again).
+        Returns its state before ("pending", "running"), None if it is neither."""
+        if self.pending.remove(job) is not None:
+            log.info("job %s cancelled before it started", job)
+            return "pending"
+        run = next((r for r in self._running.values() if r.job == job), None)
+        if run is None:
+            return None
+        if run.term_at is None:
+            run.why, run.term_at = "cancelled", time.monotonic()
+            self._signal(run, signal.SIGTERM)
+            log.info("run %d of %s (job %s) cancelled: stopping it gracefully (SIGTERM)",
+                     run.id, run.entry.name, job)
+        elif not run.killed:
+            run.why, run.killed = "cancelled", True
+            self._signal(run, signal.SIGKILL)
+            log.info("run %d of %s (job %s) cancelled again: killed", run.id, run.entry.name, job)
+        return "running"
+
+    def pause(self, name: str, paused: bool = True) -> None:
+        """Pause (or resume) schedule ``name``: while paused its fire times pass without a
+        run. Kept in the history, so a restart keeps it paused."""
+        assert self.history is not None
+        self._entry(name)
+        self.history.set_paused(name, paused, time.time())
+        (self._paused.add if paused else self._paused.discard)(name)
+        log.info("schedule %s %s", name, "paused" if paused else "resumed")
+
+    def state(self) -> SchedulerState:
+        """What the scheduler is doing now."""
+        now = time.time()
+        schedules = tuple(ScheduleState(e, next_due(e, self._last.get(e.name), now),
+                                        e.name in self._paused, e.name in self._queued)
+                          for e in self.entries)
+        running = tuple(RunningJob(r.id, r.job, r.entry.name, r.entry.spider, r.proc.pid,
+                                   r.started, r.term_at is not None)
+                        for r in sorted(self._running.values(), key=lambda r: r.id))
+        return SchedulerState(schedules, tuple(self.pending.jobs()), running,
+                              self._stop is not None, now)
+
+    def _entry(self, name: str) -> ScheduleEntry:
+        entry = next((e for e in self.entries if e.name == name), None)
+        if entry is None:
+            known = ", ".join(e.name for e in self.entries) or "none"
+            raise ConfigError(f"no schedule named {name!r} (known: {known})")
+        return entry
 
     def run(self) -> int:
         try:
@@ -147,7 +284,10 @@ class Scheduler:
 
     def open(self) -> None:
         """Take ``schedule_dir``, open the history, settle runs a dead scheduler left,
-        start the metrics endpoint. Raises ConfigError (another scheduler, a port)."""
+        start the metrics endpoint. Raises ConfigError (another scheduler, a port).
+        Once open, does nothing (``run`` opens it unless the caller did)."""
+        if self._lock is not None:
+            return
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             self._lock = open(self.dir / "scheduler.lock", "a+", encoding="utf-8")
@@ -170,6 +310,7 @@ class Scheduler:
         self._settle_orphans()
         for entry in self.entries:
             self._last[entry.name] = self.history.last_fire(entry.name, entry.spec)
+        self._paused = set(self.history.paused()) & {e.name for e in self.entries}
         for spider, t in self.history.last_success().items():
             self.metrics.last_success.labels(spider).set(t)
         port = self.plan.settings.schedule.metrics_port
@@ -182,11 +323,15 @@ class Scheduler:
                  len(self.entries), self.dir)
         for entry in self.entries:
             first = upcoming(entry, self._last[entry.name], now, 1, self.misfire_grace)[0]
-            log.info("schedule %s: spider %s, %s, next run %s", entry.name, entry.spider,
-                     entry.spec, "now" if first[0] <= now else _clock(first[0]))
+            log.info("schedule %s: spider %s, %s, next run %s%s", entry.name, entry.spider,
+                     entry.spec, "now" if first[0] <= now else clock(first[0]),
+                     " (paused)" if entry.name in self._paused else "")
 
     def close(self) -> None:
         self.metrics.close()
+        self._fail_calls()
+        if self.pending:
+            log.info("dropping %d pending job(s)", len(self.pending.clear()))
         if self.history is not None:
             self.history.close()
             self.history = None
@@ -211,8 +356,10 @@ class Scheduler:
 
     def _step(self) -> None:
         assert self.history is not None
+        self._run_calls()
         self._reap()
         self._start_queued()
+        self._start_pending()
         now = time.time()
         for entry in self.entries:
             d = due(entry, self._last[entry.name], now, self.misfire_grace)
@@ -225,7 +372,10 @@ class Scheduler:
                             "(misfire: %s)%s", entry.name, d.missed, entry.misfire,
                             "; running once now" if d.trigger == "misfire" and
                             d.fire_time is not None else "")
-            if d.fire_time is not None:
+            if d.fire_time is not None and entry.name in self._paused:
+                log.info("schedule %s is paused: no run for its fire time %s", entry.name,
+                         clock(d.fire_time))
+            elif d.fire_time is not None:
                 self._fire(entry, d.fire_time, d.trigger)
         for entry in self.entries:
             self.metrics.next_fire.labels(entry.name).set(
@@ -274,6 +424,14 @@ class Scheduler:
     def _busy(self, spider: str) -> _Run | None:
         return next((r for r in self._running.values() if r.entry.spider == spider), None)
 
+    def _start_pending(self) -> None:
+        """Jobs asked for by hand, while fewer than ``max_jobs`` runs go."""
+        while len(self._running) < self.max_jobs:
+            job = self.pending.pop()
+            if job is None:
+                return
+            self._start(job.entry(), None, "api", job=job.id)
+
     def _start_queued(self) -> None:
         for name, (fire_time, trigger) in list(self._queued.items()):
             entry = next(e for e in self.entries if e.name == name)
@@ -294,15 +452,21 @@ class Scheduler:
             cmd += ["-a", f"{key}={value}"]
         if entry.job_dir is not None:
             cmd += ["--job-dir", entry.job_dir]
+        if self.run_files:
+            cmd += ["--stats-file", str(summary_path.parent / STATS_FILE),
+                    "-o", str(summary_path.parent / ITEMS_FILE)]
         return cmd
 
-    def _start(self, entry: ScheduleEntry, fire_time: float | None, trigger: str) -> None:
+    def _start(self, entry: ScheduleEntry, fire_time: float | None, trigger: str,
+               job: str | None = None) -> str | None:
+        """Start a run; returns its job id (None: it could not start)."""
         assert self.history is not None
         started = time.time()
         job_dir = str(Path(entry.job_dir).resolve()) if entry.job_dir else None
+        job = job or new_job_id()
         run_id = self.history.start_run(schedule=entry.name, spider=entry.spider,
                                         trigger=trigger, fire_time=fire_time, started=started,
-                                        job_dir=job_dir)
+                                        job_dir=job_dir, job=job)
         stamp = datetime.fromtimestamp(started).strftime("%Y%m%dT%H%M%S")
         rundir = self.dir / "runs" / entry.name / f"{stamp}-{run_id}"
         summary, logfile = rundir / "summary.json", rundir / "run.log"
@@ -317,15 +481,16 @@ class Scheduler:
             self.metrics.run_ended(entry.spider, entry.name, "failed", pages=0, items=0,
                                    errors=0, finished=time.time())
             log.error("run %d of %s: %s", run_id, entry.name, note)
-            return
+            return None
         self.history.update(run_id, pid=proc.pid, summary_path=str(summary),
                             log_path=str(logfile))
         deadline = time.monotonic() + entry.run_timeout if entry.run_timeout else None
         self._running[run_id] = _Run(run_id, entry, proc, started, rundir, summary, logfile,
-                                     deadline)
+                                     deadline, job=job)
         self.metrics.running.labels(entry.spider).inc()
-        log.info("run %d of %s started (spider %s, %s, pid %d); log: %s", run_id, entry.name,
-                 entry.spider, trigger, proc.pid, logfile)
+        log.info("run %d of %s started (spider %s, %s, pid %d, job %s); log: %s", run_id,
+                 entry.name, entry.spider, trigger, proc.pid, job, logfile)
+        return job
 
     @staticmethod
     def _spawn(cmd: list[str], rundir: Path, logfile: Path, entry: ScheduleEntry,
@@ -335,7 +500,7 @@ class Scheduler:
         rundir.mkdir(parents=True, exist_ok=True, mode=0o700)
         settings = entry.run_settings()
         if settings:
-            _write_private(rundir / SETTINGS_FILE, json.dumps(settings, default=str))
+            write_private(rundir / SETTINGS_FILE, json.dumps(settings, default=str))
         fd = os.open(logfile, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         with os.fdopen(fd, "ab") as out:
             out.write(f"{header}{shlex.join(cmd)}\n".encode())
@@ -343,7 +508,7 @@ class Scheduler:
                 out.write(f"# settings: {json.dumps(entry.shown_settings(), default=str)}\n"
                           .encode())
             out.flush()
-            with _stop_signals_held():
+            with stop_signals_held():
                 return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
                                         stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -375,13 +540,13 @@ class Scheduler:
         (run.dir / SETTINGS_FILE).unlink(missing_ok=True)  # a run that died before reading it
         finished = time.time()
         entry = run.entry
-        summary = _read_summary(run.summary_path)
+        summary = read_summary(run.summary_path)
         reason = summary.get("reason") if summary else None
         if run.why is not None:
             status = run.why
         else:
             status = "ok" if rc == 0 and reason != "error" else "failed"
-        crawl = _counts(summary)
+        crawl = counts(summary)
         own = crawl
         job_dir = str(Path(entry.job_dir).resolve()) if entry.job_dir else None
         if summary is not None and job_dir is not None:
@@ -393,9 +558,11 @@ class Scheduler:
                        max(0, crawl[2] - (prev.crawl_errors or 0)))
         notes = []
         if rc < 0:
-            notes.append(f"killed by {_signal_name(-rc)}")
+            notes.append(f"killed by {signal_name(-rc)}")
         if run.why == "stopped":
             notes.append("stopped with the scheduler")
+        elif run.why == "cancelled":
+            notes.append("cancelled by a user")
         if summary is None:
             notes.append("no summary written (see the log)")
         self.history.update(
@@ -429,9 +596,9 @@ class Scheduler:
         for rec in self.history.runs(status="running"):
             if rec.log_path:  # the settings of a run that died before reading them
                 (Path(rec.log_path).parent / SETTINGS_FILE).unlink(missing_ok=True)
-            summary = _read_summary(Path(rec.summary_path)) if rec.summary_path else None
+            summary = read_summary(Path(rec.summary_path)) if rec.summary_path else None
             if summary is not None:
-                pages, items, errors = _counts(summary)
+                pages, items, errors = counts(summary)
                 self.history.update(rec.id, status="ok" if summary.get("reason") != "error"
                                     else "failed", finished=time.time(),
                                     reason=summary.get("reason"), pages=pages, items=items,
@@ -458,6 +625,7 @@ class Scheduler:
         while self._running:
             if self._stop == "force":
                 self._kill_all()
+            self._run_calls()  # the web server still asks (and may cancel a run)
             self._reap()
             if self._running:
                 self._wait(min(self.tick, 0.05) if self._stop == "force" else self.tick)
@@ -479,108 +647,3 @@ class Scheduler:
             if not run.killed:
                 run.killed = True
                 self._signal(run, signal.SIGKILL)
-
-
-# -- helpers -------------------------------------------------------------------
-def _write_private(path: Path, text: str) -> None:
-    """``text`` in a new file only this user can read (made so, not chmod-ed after)."""
-    path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-
-
-@contextmanager
-def _stop_signals_held() -> Iterator[None]:
-    """SIGINT and SIGTERM blocked in this thread while a run is started: the child inherits
-    the mask across exec and unblocks them once its handlers are installed (see
-    cli.signals), so a SIGTERM in its first instants stops it gracefully instead of
-    killing it. This process gets any that came meanwhile when the mask is restored."""
-    stop = {signal.SIGINT, signal.SIGTERM}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, stop)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
-
-def _read_summary(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _counts(summary: dict[str, Any] | None) -> tuple[int, int, int]:
-    if not summary:
-        return 0, 0, 0
-    errors = summary.get("errors") or {}
-    n_errors = sum(v for v in errors.values() if isinstance(v, int)) if isinstance(errors, dict) else 0
-    return int(summary.get("pages") or 0), int(summary.get("items") or 0), n_errors
-
-
-def _signal_name(n: int) -> str:
-    try:
-        return signal.Signals(n).name
-    except ValueError:
-        return f"signal {n}"
-
-
-def _clock(t: float) -> str:
-    return datetime.fromtimestamp(t).astimezone().strftime("%Y-%m-%d %H:%M:%S %z")
-
-
-def dry_run(plan: SchedulePlan, count: int = 5, now: float | None = None,
-            misfire_grace: float = 60.0) -> str:
-    """Each schedule and its next ``count`` runs, as a scheduler started now would make
-    them (reading, never creating, the history for the last fire times)."""
-    now = time.time() if now is None else now
-    path = plan.schedule_dir / "history.sqlite"
-    history = History(path, readonly=True) if path.is_file() else None
-    lines = []
-    try:
-        for entry in plan.entries:
-            last = history.last_fire(entry.name, entry.spec) if history else None
-            extras = [f"overlap {entry.overlap}", f"misfire {entry.misfire}"]
-            if entry.run_timeout:
-                extras.append(f"run_timeout {format_duration(entry.run_timeout)}")
-            if entry.job_dir:
-                extras.append(f"job_dir {entry.job_dir}")
-            if entry.seen_ttl:
-                extras.append(f"seen_ttl {format_duration(entry.seen_ttl)}")
-            lines.append(f"{entry.name}: spider {entry.spider}, {entry.spec} "
-                         f"({', '.join(extras)})")
-            for t, note in upcoming(entry, last, now, count, misfire_grace):
-                when = "now" if t <= now else _clock(t)
-                lines.append(f"  {when}" + (f"  ({note})" if note else ""))
-    finally:
-        if history is not None:
-            history.close()
-    return "\n".join(lines)
-
-
-def format_runs(records: list[RunRecord]) -> str:
-    """Runs as a table, one a line, columns aligned."""
-    header = ("ID", "SCHEDULE", "SPIDER", "STARTED", "DURATION", "STATUS", "EXIT", "REASON",
-              "PAGES", "ITEMS", "ERRORS", "LOG")
-    rows: list[tuple[str, ...]] = [header]
-    cwd = Path.cwd()
-    for r in records:
-        log_path = r.log_path or "-"
-        if r.log_path:
-            try:
-                log_path = str(Path(r.log_path).relative_to(cwd))
-            except ValueError:
-                pass
-        rows.append((
-            str(r.id), r.schedule, r.spider,
-            datetime.fromtimestamp(r.started).strftime("%Y-%m-%d %H:%M:%S"),
-            "-" if r.duration is None or r.status == "skipped"
-            else format_duration(max(round(r.duration, 1), 0.1)),
-            r.status, "-" if r.exit_status is None else str(r.exit_status), r.reason or "-",
-            *("-" if v is None else str(v) for v in (r.pages, r.items, r.errors)),
-            log_path if r.status != "skipped" else "-",
-        ))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)

@@ -3,6 +3,7 @@
     memory://                    this process only (the default)
     sqlite:///DIR                a job dir (what ``--job-dir DIR`` opens)
     redis:// rediss:// unix://   one crawl shared through Redis
+    redis+cluster:// rediss+cluster://   ... through a Redis Cluster, sharded by host
 
 A backend is a factory ``(url, BackendOptions) -> Backend``. The built-in ones are
 imported only when their scheme is used (a memory crawl never imports redis);
@@ -45,6 +46,8 @@ _BUILTIN: dict[str, str] = {
     "redis": "scraper.storage.redis:open_redis",
     "rediss": "scraper.storage.redis:open_redis",
     "unix": "scraper.storage.redis:open_redis",
+    "redis+cluster": "scraper.storage.rediscluster:open_redis_cluster",
+    "rediss+cluster": "scraper.storage.rediscluster:open_redis_cluster",
 }
 _registered: dict[str, Factory | str] = dict(_BUILTIN)
 _entry_points_loaded = False

@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -311,6 +312,23 @@ def test_a_redis_gone_for_good_ends_the_crawl_in_its_retry_window_with_one_line(
 
 
 # -- 4. a Redis that lost the crawl's data ---------------------------------------------------
+class _Joined:
+    """Whether every one of these processes has joined the crawl: its connection (named
+    ``scraper:SPIDER:HOST:PID``) has run a script, and its first is the one that reads
+    the crawl's identity."""
+
+    def __init__(self, client: Any, spider: str, pids: list[int]) -> None:
+        self.client, self.spider, self.waiting = client, spider, set(pids)
+
+    def __call__(self) -> bool:
+        for c in self.client.client_list():
+            pid = c["name"].rpartition(":")[2]
+            if (c["name"].startswith(f"scraper:{self.spider}:") and pid.isdigit()
+                    and c["cmd"].startswith("evalsha")):
+                self.waiting.discard(int(pid))
+        return not self.waiting
+
+
 @pytest.mark.parametrize("loss", ["flushall", "restart"])
 def test_a_redis_that_loses_the_crawl_stops_every_process_naming_the_loss(
         tree, servers, tmp_path, procs, loss):
@@ -318,7 +336,10 @@ def test_a_redis_that_loses_the_crawl_stops_every_process_naming_the_loss(
     project = write_project(tmp_path, {"tree": TREE}, CONFIG + "redis_retry_window: 15\n")
     both = [Proc(project, "tree", tree.url, server.url, name) for name in "ab"]
     procs.extend(both)
-    _wait_until(lambda: _pages(tree) >= 10, 60, "the crawl to be under way")
+    # both must have joined the crawl before it is lost: one that starts later finds an
+    # empty Redis, which is a new crawl (nothing tells it from one), and crawls it
+    joined = _Joined(server.client, "tree", [p.p.pid for p in both])
+    _wait_until(lambda: joined() and _pages(tree) >= 10, 60, "both processes to be crawling")
     if loss == "flushall":
         server.client.flushall()
     else:

@@ -10,7 +10,10 @@ import pytest
 from scraper.storage import MemoryBackend
 from scraper.storage.sqlite import SQLiteBackend
 
-BACKENDS = ["memory", "sqlite", "redis"]
+from .. import rediscluster
+
+BACKENDS = ["memory", "sqlite", "redis", "redis-cluster"]
+redis_cluster = rediscluster.redis_cluster  # the fixture
 
 
 @pytest.fixture(params=BACKENDS)
@@ -19,6 +22,11 @@ def backend(request, tmp_path) -> Iterator[object]:
         b = MemoryBackend()
     elif request.param == "sqlite":
         b = SQLiteBackend(tmp_path / "job")
+    elif request.param == "redis-cluster":
+        from scraper.storage.registry import BackendOptions, open_backend
+
+        fleet = request.getfixturevalue("redis_cluster")
+        b = open_backend(fleet.url, BackendOptions(spider=f"contract-{uuid.uuid4().hex[:8]}"))
     else:
         from scraper.storage.redis import RedisBackend
 

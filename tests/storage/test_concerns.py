@@ -9,7 +9,8 @@ from scraper.storage import Entry
 
 OPTIONAL = ("robots", "counters", "items", "job", "dead")
 DECLARED = {"memory": set(), "sqlite": {"job", "dead"},
-            "redis": {"robots", "counters", "items", "dead"}}
+            "redis": {"robots", "counters", "items", "dead"},
+            "redis-cluster": {"robots", "counters", "items", "dead"}}
 
 
 def _with(concern):
